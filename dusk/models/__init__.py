@@ -1,0 +1,1 @@
+"""Models: resolving a model argument to a Hugging Face directory, streaming tensors, and Depth Up-Scaling."""

@@ -1,0 +1,73 @@
+"""A model's summary from its files alone (no weights loaded): architecture, layers, sizes, dtype, tokenizer.
+
+dusk info smollm2-135m
+"""
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dusk.models.io import has_tokenizer, read_config
+from dusk.models.safetensors_io import ModelTensors
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    path: str
+    architecture: str
+    model_type: str
+    layers: int
+    hidden_size: int
+    vocab_size: int
+    parameters: int
+    dtype: str
+    tied_embeddings: bool
+    tokenizer: str
+    chat_template: bool
+
+    def as_rows(self) -> list[tuple[str, str]]:
+        return [
+            (
+                key.replace("_", " "),
+                f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value),
+            )
+            for key, value in asdict(self).items()
+        ]
+
+
+def _tokenizer_summary(model_dir: Path) -> tuple[str, bool]:
+    if not has_tokenizer(model_dir):
+        return "none", False
+    config_path = model_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    template = (
+        bool(config.get("chat_template"))
+        or (model_dir / "chat_template.jinja").exists()
+        or (model_dir / "chat_template.json").exists()
+    )
+    kind = config.get("tokenizer_class") or ("tokenizer.json" if (model_dir / "tokenizer.json").exists() else "?")
+    return kind, template
+
+
+def summarize(model_dir: Path) -> ModelSummary:
+    """Summarize a model directory from config.json, safetensors headers and tokenizer files."""
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    tensors = ModelTensors(model_dir)
+    specs = [tensors.spec(name) for name in tensors.names()]
+    dtypes = Counter(spec.dtype for spec in specs)
+    tokenizer, template = _tokenizer_summary(model_dir)
+    return ModelSummary(
+        path=str(model_dir),
+        architecture=(config.get("architectures") or ["?"])[0],
+        model_type=config.get("model_type", "?"),
+        layers=config.get("num_hidden_layers", 0),
+        hidden_size=config.get("hidden_size", 0),
+        vocab_size=config.get("vocab_size", 0),
+        parameters=sum(spec.numel for spec in specs),
+        dtype=", ".join(dtype for dtype, _count in dtypes.most_common()),
+        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+        tokenizer=tokenizer,
+        chat_template=template,
+    )

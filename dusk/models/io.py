@@ -1,0 +1,114 @@
+"""Resolve a model argument (built-in name, Hugging Face directory, or .gguf file) and load models and tokenizers.
+
+from dusk.models.io import resolve_model, load_model
+model = load_model(resolve_model("smollm2-135m"))
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from dusk.errors import DuskError
+from dusk.models.builtin import BUILTIN_MODELS, builtin_model, packaged_gguf
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def resolve_model(arg: str | Path) -> Path:
+    """Return a Hugging Face model directory for a built-in name, a model directory, or a .gguf file."""
+    text = str(arg)
+    if text in BUILTIN_MODELS:
+        return _resolve_builtin(text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise DuskError(f"{path}: a directory but not a model directory (no config.json)")
+        return path
+    if path.is_file() and path.suffix == ".gguf":
+        from dusk.models.gguf import convert_gguf
+
+        return convert_gguf(path)
+    if path.exists():
+        raise DuskError(f"{path}: neither a model directory (with config.json) nor a .gguf file")
+    builtin_model(text)  # raises the unknown-name error, listing the known names
+    raise AssertionError("unreachable")
+
+
+def _resolve_builtin(name: str) -> Path:
+    model = builtin_model(name)
+    if model.tiny_model_type:
+        from dusk.models.tiny import cached_tiny_model
+
+        return cached_tiny_model(model.tiny_model_type)
+    from dusk.models.gguf import convert_gguf
+
+    return convert_gguf(packaged_gguf(model))
+
+
+def read_config(model_dir: Path) -> dict:
+    """The model's config.json as a dict (no transformers import needed)."""
+    path = Path(model_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DuskError(f"{path}: cannot read model config ({exc})") from exc
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise DuskError(f"dtype {name!r}: expected one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_model(model_dir: Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
+    """Load a causal LM from a model directory with plain transformers, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code
+    )
+    return model.to(device).eval()
+
+
+def has_tokenizer(model_dir: Path) -> bool:
+    return any((Path(model_dir) / name).exists() for name in TOKENIZER_FILES)
+
+
+def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
+    """Load the model directory's tokenizer, or say clearly that it has none."""
+    from transformers import AutoTokenizer
+
+    if not has_tokenizer(model_dir):
+        raise DuskError(
+            f"{model_dir}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); copy the base model's tokenizer into it"
+        )
+    return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+
+
+# Files that travel with the weights: tokenizer, chat template, generation defaults (never pickles).
+SIDE_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+)
+
+
+def copy_side_files(source_dir: Path, out_dir: Path) -> list[str]:
+    """Copy tokenizer, chat template and generation config files from `source_dir`; return the names copied."""
+    import shutil
+
+    copied = []
+    for name in SIDE_FILES:
+        if (Path(source_dir) / name).is_file():
+            shutil.copyfile(Path(source_dir) / name, Path(out_dir) / name)
+            copied.append(name)
+    return copied
