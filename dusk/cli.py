@@ -26,7 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
-        importlib.import_module(module).register(subparsers)
+        try:
+            commands = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # only an area not written yet is skipped; a broken import is an error
+                raise
+            continue
+        commands.register(subparsers)
     return parser
 
 
