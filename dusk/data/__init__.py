@@ -1,0 +1,1 @@
+"""Data: named datasets, record formats, mixtures, and benchmark decontamination."""
