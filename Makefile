@@ -26,7 +26,6 @@ $(STAMP): pyproject.toml
 # The main job: SOLAR's depth up-scaling of the default model, its summary and a greedy generation.
 run: setup
 	$(BIN)/dusk upscale smollm2-135m --drop 8 --out $(RUN_DIR)/smollm2-dus --force
-	$(BIN)/dusk info $(RUN_DIR)/smollm2-dus
 	$(BIN)/dusk generate $(RUN_DIR)/smollm2-dus "The capital of France is" --max-new-tokens 24
 
 test: setup
