@@ -1,0 +1,196 @@
+"""Evaluate tasks with an engine: build each item's requests (prompt + few-shot), score them, aggregate (MMLU, H6).
+
+DUSK_DATA_DIR=../shared/data dusk eval smollm2-135m --tasks arc_challenge --limit 10
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dusk.errors import DuskError
+from dusk.eval import metrics
+from dusk.eval.benchmark_docs import load_docs
+from dusk.eval.fewshot import plan_fewshot
+from dusk.eval.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
+from dusk.eval.subsets import subset_ids
+from dusk.eval.tasks import Task, get_task
+from dusk.eval.tasks.base import Mode, generation_request, loglikelihood_requests
+from dusk.eval.tasks.registry import H6
+
+H6_HEADLINES = {  # task or group -> the metric the Open LLM Leaderboard reports for it
+    "arc_challenge": "acc_norm",
+    "hellaswag": "acc_norm",
+    "mmlu": "acc",
+    "truthfulqa_mc2": "mc2",
+    "winogrande": "acc",
+    "gsm8k": "exact_match",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which items of each task to score."""
+
+    limit: int | None = None  # the first N items per task (per MMLU subject); leaderboard mode: of its shuffle
+    subset: str | None = None  # a named subset (`tiny`): fixed doc ids per task
+
+
+@dataclass
+class Item:
+    """One scored item: its requests and, after scoring, what the model did."""
+
+    doc_id: int
+    doc: dict
+    requests: list  # LoglikelihoodRequest per choice, or one GenerationRequest
+    results: list = field(default_factory=list)  # LoglikelihoodResult per choice, or [generated text]
+    scores: dict[str, float] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # prediction, gold, extracted answers ...
+
+
+@dataclass
+class TaskRun:
+    """A task's items and its aggregated metrics."""
+
+    task: Task
+    items: list[Item]
+    values: dict[str, float] = field(default_factory=dict)
+    stderrs: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class Aggregate:
+    """A group score (MMLU) or H6."""
+
+    name: str
+    metric: str
+    value: float
+    stderr: float | None
+    n: int
+    parts: list[str]
+
+
+def _selected_ids(task: Task, selection: Selection) -> list[int] | None:
+    return subset_ids(selection.subset, task.name) if selection.subset else None
+
+
+def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: int = 256) -> list[Item]:
+    """Read the task's docs, draw its shots as the mode's harness does, and build every item's requests."""
+    ids = _selected_ids(task, selection)
+    if ids == []:
+        return []
+    docs = task.process(load_docs(task.dataset, task.split))
+    pool = docs if task.fewshot_split is None else task.process(load_docs(task.dataset, task.fewshot_split))
+    if ids is not None and max(ids) >= len(docs):
+        raise DuskError(f"subset {selection.subset!r}: doc id {max(ids)} is past the {len(docs)} items of {task.name}")
+    items = []
+    for index, shot_ids in plan_fewshot(task, mode, docs, pool, selection.limit, ids):
+        shots = [pool[j] for j in shot_ids]
+        doc = docs[index]
+        if task.output == "generate":
+            requests: list = [generation_request(task, doc, shots, mode, max_new_tokens)]
+        else:
+            requests = loglikelihood_requests(task, doc, shots)
+        items.append(Item(index, doc, requests))
+    return items
+
+
+def score_item(task: Task, mode: Mode, item: Item) -> None:
+    """Per-item metrics from the engine's results (fills item.scores and item.extra)."""
+    doc = item.doc
+    if task.output == "generate":
+        text = item.results[0]
+        if mode == "leaderboard":
+            extracted, correct = metrics.leaderboard_gsm8k(text, task.target(doc))
+            item.scores = {"exact_match": correct}
+            item.extra = {"generation": text, "extracted": extracted, "gold": task.target(doc)}
+            return
+        strict, flexible = metrics.strict_extract(text), metrics.flexible_extract(text)
+        item.scores = {
+            "exact_match": metrics.exact_match(strict, task.target(doc)),
+            "exact_match_flexible": metrics.exact_match(flexible, task.target(doc)),
+        }
+        item.extra = {"generation": text, "extracted": strict, "extracted_flexible": flexible, "gold": task.target(doc)}
+        return
+    logprobs = [result.logprob for result in item.results]
+    gold = task.gold(doc)
+    if "mc2" in task.metrics:
+        labels = doc["mc2_targets"]["labels"]
+        item.scores = {"mc2": metrics.mc2(logprobs, labels)}
+        item.extra = {"prediction": metrics.argmax(logprobs), "gold": [i for i, label in enumerate(labels) if label]}
+        return
+    choices = task.choices(doc)
+    if task.output == "partial":  # lm-eval normalises by the choice strings (here the contexts); acc is reported
+        item.scores = {"acc": float(metrics.argmax(logprobs) == gold)}
+    else:
+        scores = metrics.choice_scores(logprobs, choices, gold)
+        item.scores = {name: scores[name] for name in task.metrics}
+    normed = [lp / len(choice) for lp, choice in zip(logprobs, choices, strict=True)]
+    item.extra = {"prediction": metrics.argmax(logprobs), "prediction_norm": metrics.argmax(normed), "gold": gold}
+
+
+def aggregate_task(run: TaskRun) -> None:
+    for name in run.task.metrics:
+        values = [item.scores[name] for item in run.items]
+        run.values[name] = metrics.mean(values)
+        run.stderrs[name] = metrics.mean_stderr(values)
+
+
+def run_engine(engine, runs: Sequence[TaskRun]) -> None:
+    """Send every request of every task to the engine in one call per kind (the engine batches and shares)."""
+    items = [item for run in runs for item in run.items]
+    ll_requests = [r for item in items for r in item.requests if isinstance(r, LoglikelihoodRequest)]
+    gen_requests = [r for item in items for r in item.requests if isinstance(r, GenerationRequest)]
+    ll_results: list[LoglikelihoodResult] = list(engine.loglikelihood(ll_requests)) if ll_requests else []
+    gen_results: list[str] = list(engine.generate(gen_requests)) if gen_requests else []
+    ll_iter, gen_iter = iter(ll_results), iter(gen_results)
+    for item in items:
+        source = gen_iter if isinstance(item.requests[0], GenerationRequest) else ll_iter
+        item.results = [next(source) for _ in item.requests]
+
+
+def evaluate(
+    engine, task_names: Sequence[str], mode: Mode, selection: Selection, max_new_tokens: int = 256
+) -> list[TaskRun]:
+    """Prepare, score and aggregate each task (names already expanded from groups); tasks with no items are left out."""
+    runs = [TaskRun(task, prepare_task(task, mode, selection, max_new_tokens)) for task in map(get_task, task_names)]
+    runs = [run for run in runs if run.items]
+    if not runs:
+        raise DuskError("no items to evaluate: the subset or limit selected nothing from these tasks")
+    run_engine(engine, runs)
+    for run in runs:
+        for item in run.items:
+            score_item(run.task, mode, item)
+        aggregate_task(run)
+    return runs
+
+
+def mmlu_aggregate(runs: Sequence[TaskRun], mode: Mode) -> Aggregate | None:
+    """MMLU's headline: question-weighted mean of its subjects (harness) or their plain mean (leaderboard)."""
+    subjects = [run for run in runs if run.task.group == "mmlu"]
+    if not subjects:
+        return None
+    values = [run.values["acc"] for run in subjects]
+    sizes = [len(run.items) for run in subjects]
+    stderrs = [run.stderrs["acc"] or 0.0 for run in subjects]
+    if mode == "harness":
+        value = sum(v * n for v, n in zip(values, sizes, strict=True)) / sum(sizes)
+        stderr = metrics.pooled_stderr(stderrs, sizes)
+    else:
+        value, stderr = metrics.mean(values), metrics.unweighted_stderr(stderrs)
+    return Aggregate("mmlu", "acc", value, stderr, sum(sizes), [run.task.name for run in subjects])
+
+
+def h6_aggregate(runs: Sequence[TaskRun], mmlu: Aggregate | None) -> Aggregate | None:
+    """The plain mean of the six headline scores, when all six ran."""
+    by_name = {run.task.name: run for run in runs}
+    scores = {}
+    for name in H6:
+        if name == "mmlu":
+            if mmlu is None:
+                return None
+            scores[name] = mmlu.value
+        elif name in by_name:
+            scores[name] = by_name[name].values[H6_HEADLINES[name]]
+        else:
+            return None
+    n = sum(len(run.items) for run in runs if run.task.name in H6 or run.task.group == "mmlu")
+    return Aggregate("h6", "mean", metrics.mean(list(scores.values())), None, n, list(H6))
