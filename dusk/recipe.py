@@ -1,0 +1,362 @@
+"""A recipe: named stages (each a `kind:` and that kind's fields) wired into a DAG by `from:`/`inputs:`, plus a
+`report:` section grouping stages into the paper's tables. Everything is checked here, before any work starts.
+
+    stages:
+      dus:   {kind: upscale, model: smollm2-135m, drop: 8}
+      sft:   {kind: sft, from: dus, data: alpaca_gpt4, max_steps: 30}
+      evals: {kind: eval, for_each: [dus, sft], tasks: h6, subset: tiny}
+    report:
+      tables: [{name: main, caption: "Table 2 layout", rows: [dus, sft]}]
+
+Values apply in this order: `defaults: {KIND: {...}}` < the stage's own fields < `budgets: {NAME: {KIND or STAGE:
+{...}}}` chosen by `budget: NAME` < command-line overrides `STAGE.FIELD=VALUE` (and `budget=NAME`).
+
+    python -c "from dusk.recipe import load_recipe; print(list(load_recipe('recipes/tiny.yaml').stages))"
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dusk.errors import DuskError
+from dusk.stages import RUNNER_FIELDS, coerce, field_specs, get_kind, validate
+
+TOP_KEYS = ("name", "description", "defaults", "budget", "budgets", "stages", "report")
+WIRING_KEYS = ("kind", "from", "inputs", "for_each")
+REPORT_KEYS = ("title", "tables")
+TABLE_KEYS = ("name", "caption", "rows", "eval")
+ROW_KEYS = ("stage", "label", "type")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage after defaults, budget and overrides: its kind, its fields and the stages it reads."""
+
+    name: str
+    kind: str
+    fields: dict[str, Any]  # recipe values (input fields still hold stage names; see `refs`)
+    refs: dict[str, tuple[str, ...]]  # field -> the stages whose artifacts it takes, in order
+    settings: dict[str, Any] = field(default_factory=dict)  # every field with defaults filled (for the cache key)
+    template: str | None = None  # the `for_each` stage this one was expanded from
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for names in self.refs.values() for name in names))
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    stage: str  # a model stage (its eval supplies the numbers) or an eval stage
+    label: str  # what the table prints in the model column
+    type: str | None = None  # Pretrained / Instruction-tuned / Alignment-tuned / Merged; inferred when None
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    name: str
+    caption: str
+    rows: tuple[ReportRow, ...]
+    eval: str | None = None  # which eval stage (or for_each template) provides the numbers when several do
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    path: Path
+    text: str
+    overrides: tuple[str, ...]
+    stages: dict[str, Stage]  # in dependency order
+    title: str
+    tables: tuple[ReportTable, ...]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def report_spec(self) -> dict:
+        """The report section as plain data (stored with each run, so reports need only the store)."""
+        return {
+            "title": self.title,
+            "tables": [
+                {"name": t.name, "caption": t.caption, "eval": t.eval, "rows": [vars(r) for r in t.rows]}
+                for t in self.tables
+            ],
+        }
+
+
+# reading ----------------------------------------------------------------------------------------------------------
+def read_yaml(path: Path) -> tuple[dict, str]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise DuskError(f"{path}: cannot read recipe ({exc})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DuskError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise DuskError(f"{path}: a recipe is a mapping with a `stages:` section")
+    return data, text
+
+
+def _check_keys(found: dict, allowed: tuple[str, ...], where: str) -> None:
+    unknown = [key for key in found if key not in allowed]
+    if unknown:
+        raise DuskError(f"{where}: unknown key {unknown[0]!r}; expected one of: {', '.join(allowed)}")
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DuskError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+# overrides --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Override:
+    stage: str
+    field: str
+    text: str
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> tuple[str | None, list[Override]]:
+    """`budget=NAME` and `STAGE.FIELD=VALUE` items -> (budget, overrides)."""
+    budget, overrides = None, []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise DuskError(f"override {item!r}: expected STAGE.FIELD=VALUE (or budget=NAME)")
+        if key == "budget":
+            budget = text
+            continue
+        stage, dot, name = key.rpartition(".")
+        if not dot or not stage or not name:
+            raise DuskError(f"override {item!r}: expected STAGE.FIELD=VALUE, e.g. sft_v1.lr=1e-5 (or budget=NAME)")
+        overrides.append(Override(stage, name, text))
+    return budget, overrides
+
+
+def _apply_override(fields: dict, kind_name: str, override: Override, where: str) -> None:
+    kind = get_kind(kind_name)
+    specs = field_specs(kind)
+    if override.field in ("from", "for_each", "inputs"):
+        fields[override.field] = yaml.safe_load(override.text)
+    elif override.field == "kind":
+        raise DuskError(f"override {where}.kind: a stage's kind cannot be overridden")
+    elif override.field not in specs:
+        owned = " (set by the runner)" if override.field in RUNNER_FIELDS else ""
+        raise DuskError(
+            f"override {where}.{override.field}: stage {where} ({kind_name}) has no field {override.field!r}{owned}; "
+            f"valid fields: {', '.join(specs)}"
+        )
+    else:
+        fields[override.field] = coerce(kind, override.field, override.text, f"override {where}.{override.field}")
+
+
+# stages -----------------------------------------------------------------------------------------------------------
+def _layered(name: str, raw: dict, data: dict, budget: dict) -> dict:
+    """The stage's raw values: kind defaults < its own < the budget's kind entry < the budget's stage entry."""
+    kind = raw.get("kind")
+    if not isinstance(kind, str):
+        raise DuskError(f"stage {name}: missing `kind:`")
+    get_kind(kind)  # unknown kinds list the known ones
+    defaults = _mapping(_mapping(data.get("defaults"), "defaults").get(kind), f"defaults.{kind}")
+    return {
+        **defaults,
+        **raw,
+        **_mapping(budget.get(kind), f"budget entry {kind}"),
+        **_mapping(budget.get(name), f"budget entry {name}"),
+    }
+
+
+def _expand(name: str, values: dict) -> list[tuple[str, dict, str | None]]:
+    """A `for_each: [a, b]` stage -> stages `name/a`, `name/b`, each `from:` its model."""
+    targets = values.pop("for_each", None)
+    if targets is None:
+        return [(name, values, None)]
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list) or not targets or "from" in values:
+        raise DuskError(f"stage {name}: for_each expects a non-empty list of stage names (and no `from:`)")
+    return [(f"{name}/{target}", {**values, "from": target}, name) for target in targets]
+
+
+def _names(value: Any) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _resolve_refs(name: str, values: dict, all_names: set[str]) -> dict[str, tuple[str, ...]]:
+    """Which fields take which stages' artifacts: `from:`, `inputs:` and input fields whose values name a stage."""
+    kind = get_kind(values["kind"])
+    refs: dict[str, tuple[str, ...]] = {}
+    explicit = dict(_mapping(values.pop("inputs", None), f"stage {name}: inputs"))
+    if "from" in values:
+        explicit[kind.inputs[0]] = values.pop("from")
+    for target_field, stages in explicit.items():
+        if target_field not in kind.inputs:
+            raise DuskError(
+                f"stage {name}: field {target_field!r} does not take a stage's output; input fields of "
+                f"{kind.name}: {', '.join(kind.inputs)}"
+            )
+        for stage in _names(stages):
+            if stage not in all_names:
+                known = ", ".join(sorted(all_names))
+                raise DuskError(f"stage {name}: input stage {stage!r} does not exist; stages: {known}")
+        values[target_field] = stages
+    for input_field in kind.inputs:
+        if input_field in values:
+            found = tuple(v for v in _names(values[input_field]) if isinstance(v, str) and v in all_names)
+            if found:
+                refs[input_field] = found
+    return refs
+
+
+def _check_external(name: str, values: dict, refs: dict, kind_name: str) -> None:
+    """Input-field values that name no stage must be a built-in model or an existing path."""
+    from dusk.models.builtin import BUILTIN_MODELS
+
+    kind = get_kind(kind_name)
+    for input_field in kind.inputs:
+        for value in _names(values.get(input_field)):
+            if value is None or not isinstance(value, str) or value in refs.get(input_field, ()):
+                continue
+            if value not in BUILTIN_MODELS and not Path(value).expanduser().exists():
+                raise DuskError(
+                    f"stage {name}: field {input_field}: {value!r} is neither a stage of this recipe nor a built-in "
+                    f"model ({', '.join(BUILTIN_MODELS)}) nor an existing path"
+                )
+
+
+def _order(stages: dict[str, Stage]) -> list[str]:
+    """Dependency order (file order among independent stages); a cycle is an error naming its stages."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name) :] + [name]
+            raise DuskError(f"the stages form a cycle: {' -> '.join(cycle)}")
+        state[name] = "visiting"
+        for dep in stages[name].depends:
+            visit(dep, [*path, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in stages:
+        visit(name, [])
+    return order
+
+
+def build_stages(data: dict, budget_name: str | None, overrides: list[Override]) -> dict[str, Stage]:
+    raw_stages = _mapping(data.get("stages"), "stages")
+    if not raw_stages:
+        raise DuskError("recipe has no stages; add a `stages:` mapping of NAME: {kind: ..., ...}")
+    budgets = _mapping(data.get("budgets"), "budgets")
+    budget_name = budget_name or data.get("budget")
+    if budget_name is not None and budget_name not in budgets:
+        raise DuskError(f"budget {budget_name!r} is not defined; budgets: {', '.join(budgets) or 'none'}")
+    budget = _mapping(budgets.get(budget_name), f"budgets.{budget_name}") if budget_name else {}
+    expanded: dict[str, tuple[dict, str | None]] = {}
+    for name, raw in raw_stages.items():
+        if "." in str(name) or "/" in str(name):
+            raise DuskError(f"stage {name}: stage names may not contain '.' or '/'")
+        values = _layered(name, dict(_mapping(raw, f"stage {name}")), data, budget)
+        for override in overrides:
+            if override.stage == name:
+                _apply_override(values, values["kind"], override, name)
+        for instance, instance_values, template in _expand(name, values):
+            expanded[instance] = (instance_values, template)
+    _check_override_targets(overrides, raw_stages, expanded)
+    for override in overrides:
+        if override.stage in expanded and override.stage not in raw_stages:
+            values = expanded[override.stage][0]
+            _apply_override(values, values["kind"], override, override.stage)
+    return _validated(expanded)
+
+
+def _check_override_targets(overrides: list[Override], raw_stages: dict, expanded: dict) -> None:
+    for override in overrides:
+        if override.stage not in raw_stages and override.stage not in expanded:
+            known = ", ".join([*raw_stages, *(n for n in expanded if n not in raw_stages)])
+            raise DuskError(f"override {override.stage}.{override.field}: no stage {override.stage!r}; stages: {known}")
+
+
+def _validated(expanded: dict[str, tuple[dict, str | None]]) -> dict[str, Stage]:
+    names = set(expanded)
+    stages: dict[str, Stage] = {}
+    errors: list[str] = []
+    for name, (values, template) in expanded.items():
+        try:
+            values = dict(values)
+            refs = _resolve_refs(name, values, names)
+            kind = values.pop("kind")
+            _check_external(name, values, refs, kind)
+            from dusk.stages import dump_fields
+
+            settings = dump_fields(validate(get_kind(kind), values, f"stage {name}"))
+            stages[name] = Stage(name, kind, values, refs, settings, template)
+        except DuskError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise DuskError("\n".join(errors) if len(errors) == 1 else "recipe errors:\n  " + "\n  ".join(errors))
+    return {name: stages[name] for name in _order(stages)}
+
+
+# report -----------------------------------------------------------------------------------------------------------
+def _row(item: Any, where: str) -> ReportRow:
+    if isinstance(item, str):
+        return ReportRow(item, item)
+    row = _mapping(item, where)
+    _check_keys(row, ROW_KEYS, where)
+    if "stage" not in row:
+        raise DuskError(f"{where}: a row needs `stage:`")
+    return ReportRow(row["stage"], str(row.get("label", row["stage"])), row.get("type"))
+
+
+def build_report(data: dict, stages: dict[str, Stage]) -> tuple[str, tuple[ReportTable, ...]]:
+    report = _mapping(data.get("report"), "report")
+    _check_keys(report, REPORT_KEYS, "report")
+    templates = {s.template for s in stages.values() if s.template}
+    tables = []
+    for index, raw in enumerate(report.get("tables") or []):
+        table = _mapping(raw, f"report.tables[{index}]")
+        _check_keys(table, TABLE_KEYS, f"report.tables[{index}]")
+        name = str(table.get("name", f"table{index + 1}"))
+        rows = tuple(_row(item, f"report table {name}, row {i + 1}") for i, item in enumerate(table.get("rows") or []))
+        if not rows:
+            raise DuskError(f"report table {name}: no rows; list the stages it compares under `rows:`")
+        for row in rows:
+            if row.stage not in stages:
+                raise DuskError(
+                    f"report table {name}: row {row.stage!r} is not a stage of this recipe; stages: {', '.join(stages)}"
+                )
+        evaluator = table.get("eval")
+        if evaluator is not None and evaluator not in stages and evaluator not in templates:
+            raise DuskError(f"report table {name}: eval {evaluator!r} is not an eval stage of this recipe")
+        tables.append(ReportTable(name, str(table.get("caption", name)), rows, evaluator))
+    return str(report.get("title", data.get("name", "dusk report"))), tuple(tables)
+
+
+def load_recipe(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, expand and validate a recipe with command-line overrides; every error is raised here."""
+    path = Path(path)
+    data, text = read_yaml(path)
+    _check_keys(data, TOP_KEYS, str(path))
+    budget, parsed = parse_overrides(overrides)
+    try:
+        stages = build_stages(data, budget, parsed)
+        title, tables = build_report(data, stages)
+    except DuskError as exc:
+        raise DuskError(f"{path}: {exc}") from exc
+    name = str(data.get("name") or path.stem)
+    return Recipe(name, str(data.get("description", "")), path, text, tuple(overrides), stages, title, tables)

@@ -1,0 +1,162 @@
+"""CLI for recipes: `dusk run RECIPE.yaml [STAGE.FIELD=VALUE ...] [--dry-run] [--run-dir DIR]`, `dusk results`,
+`dusk report --out DIR`.
+
+    dusk run recipes/tiny.yaml --dry-run
+    dusk run recipes/tiny.yaml evals.limit=5 && dusk report --out runs/tiny/report
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from dusk.errors import DuskError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run a recipe: every stage in order, skipping what is already cached")
+    run.add_argument("recipe", type=Path, help="recipe YAML (e.g. recipes/solar-mini.yaml)")
+    run.add_argument("overrides", nargs="*", help="STAGE.FIELD=VALUE overrides (e.g. sft_v1.lr=1e-5), budget=NAME")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (cached / resumable / to run) and stop")
+    run.add_argument("--run-dir", type=Path, help="run directory (default runs/<recipe name>)")
+    run.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report at the end")
+    run.set_defaults(handler=_run)
+
+    results = subparsers.add_parser("results", help="list the results store's runs, or one run's stages and scores")
+    results.add_argument("--run", type=int, help="a run id (default: list every run)")
+    results.add_argument("--run-dir", type=Path, help="run directory (default: the most recent under runs/)")
+    results.add_argument("--json", action="store_true", help="print the run's stages and scores as JSON")
+    results.set_defaults(handler=_results)
+
+    report = subparsers.add_parser("report", help="write a run's tables and plots (Markdown and HTML)")
+    report.add_argument("--run", type=int, help="a run id (default: the latest)")
+    report.add_argument("--run-dir", type=Path, help="run directory (default: the most recent under runs/)")
+    report.add_argument("--out", type=Path, required=True, help="output directory for report.md and report.html")
+    report.set_defaults(handler=_report)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dusk.recipe import load_recipe
+    from dusk.runner import run_recipe
+    from dusk.store import open_store
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    run_dir = args.run_dir or Path("runs") / recipe.name
+    outcome = run_recipe(recipe, run_dir, dry_run=args.dry_run)
+    if isinstance(outcome, str):
+        print(outcome)
+        return 0
+    counts = {state: list(outcome.states.values()).count(state) for state in ("ran", "resumed", "cached")}
+    print(f"run {outcome.run_id} of {recipe.name} finished in {outcome.seconds:.1f} s: "
+          + ", ".join(f"{n} {state}" for state, n in counts.items()))  # fmt: skip
+    if not args.no_report:
+        from dusk.report import write_report
+
+        store = open_store(run_dir, must_exist=True)
+        try:
+            markdown, html = write_report(store, run_dir / "report", outcome.run_id)
+        finally:
+            store.close()
+        print(markdown.read_text())
+        print(f"report: {markdown} and {html}")
+    return 0
+
+
+def _store_for(run_dir: Path | None):
+    from dusk.store import find_run_dir, open_store
+
+    return open_store(run_dir or find_run_dir(), must_exist=True)
+
+
+def _results(args: argparse.Namespace) -> int:
+    store = _store_for(args.run_dir)
+    try:
+        if args.run is None and not args.json:
+            print(format_runs(store))
+        else:
+            data = run_results(store, args.run)
+            print(json.dumps(data, indent=2) if args.json else format_run(data))
+    finally:
+        store.close()
+    return 0
+
+
+def format_runs(store) -> str:
+    rows = store.runs()
+    if not rows:
+        raise DuskError(f"{store.path}: no runs recorded yet")
+    lines = [f"{'id':>3}  {'recipe':<16} {'status':<11} {'started':<25} stages"]
+    for row in rows:
+        stages = store.stages(row["id"])
+        ran = sum(s["state"] in ("ran", "resumed") for s in stages)
+        cached = sum(s["state"] == "cached" for s in stages)
+        lines.append(f"{row['id']:>3}  {row['recipe']:<16} {row['status']:<11} {row['started']:<25} "
+                     f"{len(stages)} ({ran} ran, {cached} cached)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def run_results(store, run_id: int | None) -> dict:
+    """A run's stages with their cache keys, artifacts, training summaries and scores, as plain data."""
+    run = store.run(run_id)
+    stages = []
+    for row in store.stages(run["id"]):
+        key = row["cache_key"]
+        artifact = store.artifact(key) if key else None
+        training = store.training(key) if key else None
+        stages.append({
+            "name": row["name"], "kind": row["kind"], "state": row["state"], "seconds": row["seconds"],
+            "cache_key": key, "artifact": artifact.path if artifact else None,
+            "parameters": artifact.parameters if artifact else None,
+            "training": None if training is None else {"steps": training.steps, "final_loss": training.final_loss},
+            "settings": store.settings(key) if key else None,
+            "scores": [vars(score) for score in store.scores(key)] if key else [],
+            "error": row["error"],
+        })  # fmt: skip
+    return {"run": run["id"], "recipe": run["recipe"], "status": run["status"], "stages": stages}
+
+
+def format_run(data: dict) -> str:
+    lines = [f"run {data['run']} of {data['recipe']} ({data['status']})"]
+    for stage in data["stages"]:
+        seconds = f"{stage['seconds']:.1f} s" if stage["seconds"] is not None else "-"
+        lines.append(f"  {stage['name']:<24} {stage['kind']:<13} {stage['state']:<8} {seconds:>9}  "
+                     f"{(stage['cache_key'] or '')[:12]}")  # fmt: skip
+        if stage["training"]:
+            loss = stage["training"]["final_loss"]
+            lines.append(f"      training: {stage['training']['steps']} steps, final loss "
+                         f"{'-' if loss is None else f'{loss:.4f}'}")  # fmt: skip
+        for score in stage["scores"]:
+            if score["headline"] and not score["subject"]:
+                lines.append(f"      {score['task']:<16} {score['metric']:<12} {score['value']:.4f}  (n={score['n']})")
+        if stage["error"]:
+            lines.append(f"      error: {stage['error'].strip().splitlines()[-1]}")
+    return "\n".join(lines)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from dusk.report import write_report
+
+    store = _store_for(args.run_dir)
+    try:
+        markdown, html = write_report(store, args.out, args.run)
+    finally:
+        store.close()
+    print(f"wrote {markdown} and {html}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """These commands alone (for tests, and until `dusk.recipe_commands` is in dusk/cli.py's COMMAND_MODULES)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="dusk")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except DuskError as exc:
+        print(f"dusk: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

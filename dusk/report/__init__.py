@@ -1,0 +1,241 @@
+"""Reports from the results store: the paper's Table 2 layout (every evaluated model), each ablation table the
+recipe declares, training curves and per-task bars, as Markdown and a self-contained HTML page.
+
+Every number comes from the store (`results.sqlite` in the run directory), so a report traces back to a run.
+
+    dusk report --run-dir runs/tiny --out runs/tiny/report
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dusk.store import Store, TrainingSummary
+
+COLUMNS = (  # (store task name, column title), in the paper's order
+    ("h6", "H6 (Avg.)"),
+    ("arc_challenge", "ARC"),
+    ("hellaswag", "HellaSwag"),
+    ("mmlu", "MMLU"),
+    ("truthfulqa_mc2", "TruthfulQA"),
+    ("winogrande", "Winogrande"),
+    ("gsm8k", "GSM8K"),
+)
+TYPES = {"upscale": "Pretrained", "pretrain": "Pretrained", "sft": "Instruction-tuned", "dpo": "Alignment-tuned",
+         "sdpo": "Alignment-tuned"}  # fmt: skip
+MODEL_KINDS = ("upscale", "pretrain", "sft", "dpo", "sdpo", "merge")
+SUBSTITUTE_NOTE = (
+    "Benchmark files are the local copies in DUSK_DATA_DIR (see each SOURCE.md), some of them substitutes for the "
+    "leaderboard's: these numbers compare with lm-evaluation-harness run on the same files, not with the Open LLM "
+    "Leaderboard to the decimal."
+)
+
+
+@dataclass
+class Row:
+    """One model's line in a table: where its numbers come from and the numbers (fractions, 0..1)."""
+
+    label: str
+    stage: str  # the model stage (or the external model name)
+    eval_stage: str | None
+    size: str
+    type: str
+    values: dict[str, float | None]
+
+
+@dataclass
+class Table:
+    name: str
+    caption: str
+    rows: list[Row]
+    main: bool = False  # the Table 2 layout (with size and type columns)
+
+    def best(self, task: str) -> float | None:
+        values = [row.values.get(task) for row in self.rows if row.values.get(task) is not None]
+        return max(values) if values else None
+
+
+@dataclass
+class ReportData:
+    title: str
+    recipe: str
+    run_id: int
+    started: str
+    finished: str | None
+    dusk_version: str
+    tables: list[Table]
+    curves: dict[str, TrainingSummary]  # training stage -> its summary and loss curve
+    settings: list[str]  # "mode harness, subset tiny" lines, one per distinct evaluation setting
+    contamination: list[dict] = field(default_factory=list)  # rows: model, task, share suspicious, mean score, n
+
+
+def format_size(parameters: int | None) -> str:
+    if not parameters:
+        return "-"
+    if parameters >= 1e9:
+        return f"{parameters / 1e9:.1f}B"
+    return f"{parameters / 1e6:.0f}M"
+
+
+@dataclass(frozen=True)
+class _StageInfo:
+    name: str
+    kind: str
+    key: str | None
+    inputs: dict[str, list[str]]
+    settings: dict
+
+
+def _stage_infos(store: Store, run_id: int) -> dict[str, _StageInfo]:
+    return {
+        row["name"]: _StageInfo(
+            row["name"],
+            row["kind"],
+            row["cache_key"],
+            json.loads(row["inputs"] or "{}"),
+            json.loads(row["config"] or "{}"),
+        )  # fmt: skip
+        for row in store.stages(run_id)
+        if row["state"] in ("cached", "ran", "resumed")
+    }
+
+
+def _model_of(info: _StageInfo) -> str:
+    """The model an eval stage scored: the input stage's name, or the external model it names."""
+    refs = info.inputs.get("model")
+    return refs[0] if refs else str(info.settings.get("model"))
+
+
+def _type_of(stage: str, infos: dict[str, _StageInfo]) -> str:
+    info = infos.get(stage)
+    if info is None:
+        return "Base"
+    if info.kind == "merge":
+        parents = {_type_of(parent, infos) for parent in info.inputs.get("models", [])}
+        return parents.pop() if len(parents) == 1 else "Merged"
+    return TYPES.get(info.kind, info.kind)
+
+
+def _values(store: Store, key: str | None) -> dict[str, float | None]:
+    scores = [s for s in store.scores(key) if s.headline and not s.subject] if key else []
+    by_task = {score.task: score.value for score in scores}
+    return {task: by_task.get(task) for task, _title in COLUMNS}
+
+
+def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str | None, label: str,
+         type_: str | None) -> Row:  # fmt: skip
+    info = infos.get(model)
+    size = "-"
+    if info is not None and info.key:
+        artifact = store.artifact(info.key)
+        size = format_size(artifact.parameters if artifact else None)
+    evaluator = infos.get(eval_stage) if eval_stage else None
+    return Row(
+        label, model, eval_stage, size, type_ or _type_of(model, infos), _values(store, evaluator and evaluator.key)
+    )
+
+
+def _evals_of(infos: dict[str, _StageInfo]) -> dict[str, list[str]]:
+    """model -> the eval stages that scored it, in run order."""
+    found: dict[str, list[str]] = {}
+    for info in infos.values():
+        if info.kind == "eval":
+            found.setdefault(_model_of(info), []).append(info.name)
+    return found
+
+
+def _pick_eval(candidates: list[str], preferred: str | None) -> str | None:
+    if preferred:
+        for name in candidates:
+            if name == preferred or name.startswith(f"{preferred}/"):
+                return name
+    return candidates[0] if candidates else None
+
+
+def _declared_table(store: Store, infos: dict, evals: dict, spec: dict) -> Table:
+    rows = []
+    for row in spec["rows"]:
+        stage = row["stage"]
+        info = infos.get(stage)
+        if info is not None and info.kind == "eval":
+            model, eval_stage = _model_of(info), stage
+        else:
+            model, eval_stage = stage, _pick_eval(evals.get(stage, []), spec.get("eval"))
+        rows.append(_row(store, infos, model, eval_stage, row["label"], row.get("type")))
+    return Table(spec["name"], spec["caption"], rows)
+
+
+def _main_table(store: Store, infos: dict, evals: dict) -> Table:
+    rows = [_row(store, infos, model, names[0], model, None) for model, names in evals.items()]
+    caption = "Every evaluated model of this run, in the layout of the paper's Table 2 (scores in %)."
+    return Table("main", caption, rows, main=True)
+
+
+def _settings_lines(store: Store, infos: dict[str, _StageInfo]) -> list[str]:
+    lines = []
+    for info in infos.values():
+        if info.kind != "eval" or not info.key:
+            continue
+        settings = store.settings(info.key) or {}
+        subset = f"subset {settings['subset']}" if settings.get("subset") else f"limit {settings.get('limit') or 'all'}"
+        line = f"mode {settings.get('mode')}, {subset}, dtype {settings.get('dtype', '?')}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _contamination(store: Store, infos: dict[str, _StageInfo]) -> list[dict]:
+    rows = []
+    for info in infos.values():
+        if info.kind != "contamination" or not info.key:
+            continue
+        for score in store.scores(info.key):
+            rows.append({"stage": info.name, "model": _model_of(info), "task": score.task, "metric": score.metric,
+                         "value": score.value, "n": score.n})  # fmt: skip
+    return rows
+
+
+def build_report(store: Store, run_id: int | None = None) -> ReportData:
+    """Gather a run's tables, curves and settings from the store."""
+    run = store.run(run_id)
+    infos = _stage_infos(store, run["id"])
+    evals = _evals_of(infos)
+    spec = json.loads(run["report"] or "{}")
+    tables = [_main_table(store, infos, evals)]
+    tables += [_declared_table(store, infos, evals, table) for table in spec.get("tables", [])]
+    curves = {}
+    for name, info in infos.items():
+        summary = store.training(info.key) if info.key else None
+        if summary is not None and summary.curve:
+            curves[name] = summary
+    return ReportData(
+        title=spec.get("title") or run["recipe"],
+        recipe=run["recipe"],
+        run_id=run["id"],
+        started=run["started"],
+        finished=run["finished"],
+        dusk_version=run["dusk_version"],
+        tables=tables,
+        curves=curves,
+        settings=_settings_lines(store, infos),
+        contamination=_contamination(store, infos),
+    )
+
+
+def write_report(store: Store, out: Path, run_id: int | None = None) -> tuple[Path, Path]:
+    """Write report.md (+ PNG plots beside it) and a self-contained report.html into `out`."""
+    from dusk.atomic import atomic_output_file
+    from dusk.report import plots, tables
+
+    data = build_report(store, run_id)
+    out.mkdir(parents=True, exist_ok=True)
+    images = plots.render_all(data)
+    for name, png in images.items():
+        with atomic_output_file(out / f"{name}.png") as tmp:
+            tmp.write_bytes(png)
+    paths = []
+    for filename, text in (("report.md", tables.markdown(data, images)), ("report.html", tables.html(data, images))):
+        with atomic_output_file(out / filename) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        paths.append(out / filename)
+    return paths[0], paths[1]

@@ -1,0 +1,67 @@
+"""Report plots as PNG bytes (matplotlib, Agg backend): training loss per stage, and scores per task per model.
+
+dusk report --run-dir runs/tiny --out runs/tiny/report   # writes loss_curves.png and task_bars.png
+"""
+
+import io
+
+from dusk.report import COLUMNS, ReportData
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def loss_curves(data: ReportData) -> bytes | None:
+    """One line per training stage: loss against step."""
+    if not data.curves:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(9, 4.2))
+    for name, summary in data.curves.items():
+        steps, losses = zip(*summary.curve, strict=True)
+        axis.plot(steps, losses, label=name, linewidth=1.6, marker="o" if len(steps) < 30 else None, markersize=3)
+    axis.set_xlabel("step")
+    axis.set_ylabel("training loss")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, ncols=2 if len(data.curves) > 6 else 1)
+    return _png(figure)
+
+
+def task_bars(data: ReportData) -> bytes | None:
+    """Grouped bars: for each task (and H6), one bar per model of the main table."""
+    rows = (
+        [row for row in data.tables[0].rows if any(v is not None for v in row.values.values())] if data.tables else []
+    )
+    if not rows:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(max(9, 1.2 * len(COLUMNS) + 0.3 * len(rows)), 4.4))
+    width = 0.8 / len(rows)
+    for index, row in enumerate(rows):
+        xs = [i + (index - (len(rows) - 1) / 2) * width for i in range(len(COLUMNS))]
+        ys = [100 * (row.values.get(task) or 0.0) for task, _title in COLUMNS]
+        axis.bar(xs, ys, width=width, label=row.label)
+    axis.set_xticks(range(len(COLUMNS)), [title for _task, title in COLUMNS])
+    axis.set_ylabel("score (%)")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8, ncols=min(4, len(rows)), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    return _png(figure)
+
+
+def render_all(data: ReportData) -> dict[str, bytes]:
+    """Every plot that has data, by name."""
+    images = {"loss_curves": loss_curves(data), "task_bars": task_bars(data)}
+    return {name: png for name, png in images.items() if png is not None}

@@ -1,0 +1,144 @@
+"""Render report data as Markdown and as one self-contained HTML page (inline CSS, plots as base64 PNG).
+
+Scores print as percentages with two decimals, as the paper prints them; the best score of each column is bold.
+
+    dusk report --run-dir runs/tiny --out runs/tiny/report
+"""
+
+import base64
+import html as html_lib
+
+from dusk.report import COLUMNS, SUBSTITUTE_NOTE, ReportData, Table
+
+PLOT_TITLES = {"loss_curves": "Training loss per stage", "task_bars": "Scores per task and model"}
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _cells(table: Table, row) -> list[tuple[str, bool]]:
+    """(text, is_best) per score column."""
+    cells = []
+    for task, _title in COLUMNS:
+        value = row.values.get(task)
+        best = table.best(task)
+        cells.append((percent(value), value is not None and len(table.rows) > 1 and value == best))
+    return cells
+
+
+def _headers(table: Table) -> list[str]:
+    first = ["Model", "Size", "Type"] if table.main else ["Model"]
+    return first + [title for _task, title in COLUMNS]
+
+
+def _footer(data: ReportData) -> list[str]:
+    settings = "; ".join(data.settings) or "no evaluation in this run"
+    return [
+        f"Evaluation settings: {settings}.",
+        SUBSTITUTE_NOTE,
+        f"Recipe {data.recipe}, run {data.run_id} (started {data.started}, finished {data.finished or '-'}), "
+        f"dusk {data.dusk_version}. Every number is in the run directory's results.sqlite.",
+    ]
+
+
+def _contamination_rows(data: ReportData) -> list[list[str]]:
+    rows = []
+    for item in data.contamination:
+        value = item["value"]
+        shown = "-" if value is None else f"{value:.4f}"
+        rows.append([item["model"], item["task"], item["metric"], shown, str(item["n"] or "-")])
+    return rows
+
+
+# Markdown ---------------------------------------------------------------------------------------------------------
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _md_score_table(table: Table) -> list[str]:
+    rows = []
+    for row in table.rows:
+        first = [row.label, row.size, row.type] if table.main else [row.label]
+        rows.append(first + [f"**{text}**" if best else text for text, best in _cells(table, row)])
+    return [f"### {table.name}", "", table.caption, "", *_md_table(_headers(table), rows), ""]
+
+
+def markdown(data: ReportData, images: dict[str, bytes]) -> str:
+    lines = [f"# {data.title}", ""]
+    for table in data.tables:
+        lines += _md_score_table(table)
+    if data.contamination:
+        lines += ["### Contamination test (paper's Table 9 layout)", ""]
+        lines += _md_table(["Model", "Task", "Metric", "Value", "n"], _contamination_rows(data)) + [""]
+    for name in images:
+        lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name}.png)", ""]
+    lines += ["---", ""] + [f"{line}  " for line in _footer(data)]
+    return "\n".join(lines) + "\n"
+
+
+# HTML -------------------------------------------------------------------------------------------------------------
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1250px;
+       color: #1f2328; padding: 0 1rem; }
+h1 { font-size: 1.6rem; border-bottom: 1px solid #d0d7de; padding-bottom: .4rem; }
+h2 { font-size: 1.2rem; margin-top: 2rem; }
+p.caption { color: #57606a; margin: .2rem 0 .6rem; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-variant-numeric: tabular-nums; }
+th, td { padding: .35rem .7rem; border-bottom: 1px solid #d0d7de; }
+th { background: #f6f8fa; text-align: right; font-weight: 600; }
+th:first-child, td:first-child { text-align: left; }
+td { text-align: right; }
+td.text { text-align: left; color: #57606a; }
+td.best { font-weight: 700; }
+img { max-width: 100%; border: 1px solid #d0d7de; border-radius: 4px; }
+footer { margin-top: 2rem; color: #57606a; font-size: .9rem; border-top: 1px solid #d0d7de; padding-top: .6rem; }
+"""
+
+
+def _e(text: str) -> str:
+    return html_lib.escape(str(text))
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _html_score_table(table: Table) -> str:
+    rows = []
+    for row in table.rows:
+        first = f"<td>{_e(row.label)}</td>"
+        if table.main:
+            first += f'<td>{_e(row.size)}</td><td class="text">{_e(row.type)}</td>'
+        cells = "".join(
+            f'<td class="best">{_e(t)}</td>' if best else f"<td>{_e(t)}</td>" for t, best in _cells(table, row)
+        )
+        rows.append(f"<tr>{first}{cells}</tr>")
+    caption = f'<p class="caption">{_e(table.caption)}</p>'
+    return f"<h2>{_e(table.name)}</h2>{caption}{_html_table(_headers(table), rows)}"
+
+
+def html(data: ReportData, images: dict[str, bytes]) -> str:
+    parts = [f"<h1>{_e(data.title)}</h1>"]
+    parts += [_html_score_table(table) for table in data.tables]
+    if data.contamination:
+        rows = ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in _contamination_rows(data)]
+        parts.append("<h2>Contamination test (paper's Table 9 layout)</h2>")
+        parts.append(_html_table(["Model", "Task", "Metric", "Value", "n"], rows))
+    for name, png in images.items():
+        encoded = base64.b64encode(png).decode()
+        parts.append(
+            f'<h2>{_e(PLOT_TITLES.get(name, name))}</h2><img alt="{_e(name)}" src="data:image/png;base64,{encoded}">'
+        )
+    footer = "".join(f"<p>{_e(line)}</p>" for line in _footer(data))
+    body = "\n".join(parts)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(data.title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n{body}\n<footer>{footer}</footer>\n</body></html>\n"
+    )

@@ -1,0 +1,304 @@
+"""Run a recipe: stages in dependency order, each skipped when its cache key already has a complete artifact,
+resumed from its checkpoint when an earlier run was interrupted, and recorded in the run directory's store.
+
+A stage's cache key hashes its settings, its input artifacts' hashes (or the built-in model's name), the bytes of
+the data files it reads and dusk's version. The run directory holds everything a run writes:
+
+    RUN_DIR/artifacts/<stage>/   the stage's output (a model directory, an eval's results.json, a data file)
+    RUN_DIR/logs/<stage>.log     the stage's log
+    RUN_DIR/results.sqlite       the results store (runs, stages, cache keys, artifacts, scores)
+
+    dusk run recipes/tiny.yaml --run-dir runs/tiny --dry-run
+"""
+
+import json
+import logging
+import shutil
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dusk import __version__
+from dusk.errors import DuskError
+from dusk.hashing import sha256_dir, sha256_file
+from dusk.recipe import Recipe, Stage
+from dusk.stages import get_kind, validate
+from dusk.store import Artifact, Store, open_store
+
+log = logging.getLogger(__name__)
+CACHED, RESUMABLE, TO_RUN = "cached", "resumable", "to run"
+
+
+@dataclass
+class PlanItem:
+    stage: Stage
+    key: str | None  # None while an input is still to be produced
+    state: str  # cached / resumable / to run
+    artifact: Path
+
+
+# hashing ----------------------------------------------------------------------------------------------------------
+class HashMemo:
+    """sha256 of files and directories, remembered by (size, mtime) so unchanged inputs are not re-read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.memo: dict = json.loads(path.read_text()) if path.is_file() else {}
+
+    def _signature(self, path: Path) -> list:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        return [[str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+    def sha256(self, path: Path) -> str:
+        path = Path(path).resolve()
+        signature = self._signature(path)
+        entry = self.memo.get(str(path))
+        if entry and entry["signature"] == signature:
+            return entry["sha256"]
+        digest = sha256_file(path) if path.is_file() else sha256_dir(path)
+        self.memo[str(path)] = {"signature": signature, "sha256": digest}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.memo))
+        return digest
+
+
+def _external_hash(value: str, memo: HashMemo) -> str:
+    from dusk.models.builtin import BUILTIN_MODELS
+
+    if value in BUILTIN_MODELS:
+        return f"builtin:{value}"  # built-in weights are pinned (wheel version, seeded tiny models)
+    return memo.sha256(Path(value).expanduser())
+
+
+# planning ---------------------------------------------------------------------------------------------------------
+def artifact_path(run_dir: Path, stage: str) -> Path:
+    """Where a stage's output goes: always inside the run directory."""
+    out = (run_dir / "artifacts" / stage).resolve()
+    if not out.is_relative_to(run_dir.resolve() / "artifacts"):
+        raise DuskError(f"stage {stage}: output path {out} would leave the run directory {run_dir}")
+    return out
+
+
+def cache_key(stage: Stage, inputs: dict[str, str], data_hashes: dict[str, str], memo: HashMemo) -> str:
+    """Hash of the stage's settings, input artifacts, data files and dusk's version."""
+    kind = get_kind(stage.kind)
+    settings = dict(stage.settings)
+    for name in kind.inputs:
+        if name in settings and settings[name] is not None:
+            values = settings[name] if isinstance(settings[name], list) else [settings[name]]
+            hashed = [inputs[v] if v in inputs else _external_hash(v, memo) for v in values]
+            settings[name] = hashed if isinstance(settings[name], list) else hashed[0]
+    payload = {"kind": stage.kind, "settings": settings, "data": data_hashes, "dusk": __version__}
+    return _sha(json.dumps(payload, sort_keys=True, default=str))
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _data_hashes(stage: Stage, memo: HashMemo) -> dict[str, str]:
+    kind = get_kind(stage.kind)
+    cfg = validate(kind, stage.fields, f"stage {stage.name}")
+    return {str(path): memo.sha256(path) for path in kind.data_files(cfg)}
+
+
+def _resumable(store: Store, stage: Stage, key: str, out: Path) -> bool:
+    if not get_kind(stage.kind).resumable or not out.exists():
+        return False
+    last = store.last_attempt(stage.name)
+    return last is not None and last["cache_key"] == key and last["state"] in ("running", "failed")
+
+
+def plan(recipe: Recipe, run_dir: Path, store: Store) -> list[PlanItem]:
+    """Each stage's cache key (when its inputs are known) and state: cached, resumable or to run."""
+    memo = HashMemo(run_dir / "state" / "hashes.json")
+    hashes: dict[str, str] = {}  # stage -> artifact sha256, for stages that are cached
+    items = []
+    for stage in recipe.stages.values():
+        out = artifact_path(run_dir, stage.name)
+        if any(dep not in hashes for dep in stage.depends):
+            items.append(PlanItem(stage, None, TO_RUN, out))
+            continue
+        key = cache_key(stage, hashes, _data_hashes(stage, memo), memo)
+        artifact = store.artifact(key)
+        if artifact is not None and Path(artifact.path).exists():
+            hashes[stage.name] = artifact.sha256
+            items.append(PlanItem(stage, key, CACHED, Path(artifact.path)))
+        else:
+            state = RESUMABLE if _resumable(store, stage, key, out) else TO_RUN
+            items.append(PlanItem(stage, key, state, out))
+    return items
+
+
+def format_plan(recipe: Recipe, run_dir: Path, items: list[PlanItem]) -> str:
+    width = max(len(item.stage.name) for item in items)
+    kind_width = max(len(item.stage.kind) for item in items)
+    lines = [f"recipe {recipe.name}: {len(items)} stages, run directory {run_dir}"]
+    for index, item in enumerate(items, 1):
+        key = item.key[:12] if item.key else "(after inputs)"
+        lines.append(
+            f"  {index:>2}  {item.stage.name:<{width}}  {item.stage.kind:<{kind_width}}  {item.state:<9}  {key}"
+        )
+    counts = {state: sum(item.state == state for item in items) for state in (CACHED, RESUMABLE, TO_RUN)}
+    lines.append(", ".join(f"{count} {state}" for state, count in counts.items()))
+    return "\n".join(lines)
+
+
+# running ----------------------------------------------------------------------------------------------------------
+@contextmanager
+def stage_log(path: Path) -> Iterator[None]:
+    """Send every log record (INFO and up) to the stage's log file while it runs; the console keeps its level."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = root.level
+    consoles = [h for h in root.handlers if h.level == logging.NOTSET]
+    for console in consoles:
+        console.setLevel(previous or logging.WARNING)
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        for console in consoles:
+            console.setLevel(logging.NOTSET)
+        handler.close()
+
+
+def _inputs(stage: Stage, artifacts: dict[str, Path]) -> dict[str, Any]:
+    """The stage's fields with every input stage's name replaced by that stage's artifact path."""
+    fields = dict(stage.fields)
+    for name, refs in stage.refs.items():
+        value = fields[name]
+        if isinstance(value, list | tuple):
+            fields[name] = [str(artifacts[v]) if v in refs else v for v in value]
+        else:
+            fields[name] = str(artifacts[value])
+    return fields
+
+
+def _artifact_hash(path: Path) -> str:
+    return sha256_file(path) if path.is_file() else sha256_dir(path)
+
+
+@dataclass
+class RunContext:
+    recipe: Recipe
+    run_dir: Path
+    store: Store
+    run_id: int
+    artifacts: dict[str, Path]  # stage -> artifact path, filled as stages finish
+    hashes: dict[str, str]  # stage -> artifact sha256
+    memo: HashMemo
+
+
+def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
+    """Run one stage (or take it from the cache); record it; return its final state."""
+    stage = item.stage
+    kind = get_kind(stage.kind)
+    key = item.key or cache_key(stage, ctx.hashes, _data_hashes(stage, ctx.memo), ctx.memo)
+    cached = ctx.store.artifact(key)
+    if cached is not None and Path(cached.path).exists():
+        refs = {name: list(names) for name, names in stage.refs.items()}
+        ctx.store.stage_started(ctx.run_id, stage.name, position, stage.kind, key, CACHED, stage.settings, refs)
+        ctx.store.stage_cached(ctx.run_id, stage.name)
+        ctx.artifacts[stage.name], ctx.hashes[stage.name] = Path(cached.path), cached.sha256
+        return CACHED
+    out = artifact_path(ctx.run_dir, stage.name)
+    resume = _resumable(ctx.store, stage, key, out)
+    refs = {name: list(names) for name, names in stage.refs.items()}
+    ctx.store.stage_started(ctx.run_id, stage.name, position, stage.kind, key, "running", stage.settings, refs)
+    ctx.store.forget_artifacts_at(str(out))
+    if not resume and out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    started = time.perf_counter()
+    try:
+        with stage_log(ctx.run_dir / "logs" / f"{stage.name}.log"):
+            log.info("stage %s (%s) key %s%s", stage.name, stage.kind, key, " (resuming)" if resume else "")
+            cfg = kind.prepare(validate(kind, _inputs(stage, ctx.artifacts), f"stage {stage.name}"), out, resume)
+            kind.run(cfg)
+            result = kind.collect(out, cfg)
+            digest = _artifact_hash(out)
+            log.info("stage %s done in %.1f s, artifact sha256 %s", stage.name, time.perf_counter() - started, digest)
+    except BaseException as exc:
+        ctx.store.stage_failed(ctx.run_id, stage.name, _error_text(exc), time.perf_counter() - started)
+        raise
+    state = "resumed" if resume else "ran"
+    artifact = Artifact(key, stage.name, stage.kind, str(out), digest, result.parameters)
+    ctx.store.stage_completed(ctx.run_id, stage.name, state, time.perf_counter() - started, artifact, result)
+    ctx.artifacts[stage.name], ctx.hashes[stage.name] = out, digest
+    return state
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, DuskError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return "".join(traceback.format_exception(exc))[-4000:]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    run_dir: Path
+    states: dict[str, str]  # stage -> cached / ran / resumed
+    seconds: float
+
+
+def run_recipe(recipe: Recipe, run_dir: Path, dry_run: bool = False, show_progress: bool = True) -> RunSummary | str:
+    """Execute the recipe in `run_dir` (or, with dry_run, return the plan as text without doing any work)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(run_dir)
+    try:
+        items = plan(recipe, run_dir, store)
+        if dry_run:
+            return format_plan(recipe, run_dir, items)
+        return _execute(recipe, run_dir, store, items, show_progress)
+    finally:
+        store.close()
+
+
+def _execute(recipe: Recipe, run_dir: Path, store: Store, items: list[PlanItem], show_progress: bool) -> RunSummary:
+    from tqdm import tqdm
+
+    run_id = store.start_run(
+        recipe.name, str(recipe.path), recipe.sha256, recipe.text, list(recipe.overrides), recipe.report_spec(),
+        str(run_dir), __version__,
+    )  # fmt: skip
+    ctx = RunContext(recipe, run_dir, store, run_id, {}, {}, HashMemo(run_dir / "state" / "hashes.json"))
+    states: dict[str, str] = {}
+    started = time.perf_counter()
+    bar = tqdm(total=len(items), desc=f"run {recipe.name}", unit="stage", position=0, disable=not show_progress)
+    status = "failed"
+    try:
+        for position, item in enumerate(items):
+            bar.set_postfix_str(f"{item.stage.name} ({item.stage.kind})")
+            stage_started = time.perf_counter()
+            states[item.stage.name] = execute_stage(ctx, position, item)
+            seconds = time.perf_counter() - stage_started
+            if show_progress:
+                bar.write(
+                    f"[{position + 1}/{len(items)}] {item.stage.name:<24} {states[item.stage.name]:<8} {seconds:7.1f} s"
+                )
+            bar.update(1)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        bar.close()
+        store.finish_run(run_id, status)
+    return RunSummary(run_id, run_dir, states, time.perf_counter() - started)

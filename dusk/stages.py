@@ -1,0 +1,319 @@
+"""The stage kinds a recipe can name: for each, its fields (a typed config), its run function, which of its fields
+take earlier stages' artifacts, and how its result is read back for the results store.
+
+A kind is one registry entry; adding a stage to dusk means adding one `StageKind` here. Stage modules are
+imported only when a kind is used, so `dusk --help` stays fast.
+
+    python -c "from dusk.stages import KINDS; print(sorted(KINDS))"
+"""
+
+import dataclasses
+import functools
+import json
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from dusk.errors import DuskError
+from dusk.store import Score, StageResult, TrainingSummary
+
+RUNNER_FIELDS = frozenset({"out", "force", "resume"})  # the runner sets these; recipes may not
+PLACEHOLDER_OUT = Path("/dusk-run-dir/placeholder")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One recipe field of a kind: its type, default and one-line description."""
+
+    name: str
+    annotation: Any
+    required: bool
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """How the runner drives one kind of stage."""
+
+    name: str
+    summary: str
+    schema: Callable[[], type]  # the recipe-facing fields: a pydantic model or a dataclass (imported lazily)
+    run: Callable[[Any], Path]  # the stage's own run(cfg) -> Path
+    prepare: Callable[[Any, Path, bool], Any]  # (validated fields, artifact path, resume?) -> the stage's config
+    collect: Callable[[Path, Any], StageResult]  # (artifact, config) -> what goes into the results store
+    inputs: tuple[str, ...] = ("model",)  # fields that may name earlier stages; `from:` fills the first one
+    data_files: Callable[[Any], list[Path]] = lambda cfg: []  # files whose bytes enter the cache key
+    resumable: bool = False  # the stage continues from a checkpoint in its artifact path when resume=True
+    normalize: Callable[[dict], dict] = lambda raw: raw  # recipe shorthands -> schema values (e.g. "h6" -> ["h6"])
+    artifact: str = "model"  # what the artifact path holds: model, eval, data
+
+
+# fields and validation --------------------------------------------------------------------------------------------
+def field_specs(kind: StageKind) -> dict[str, FieldSpec]:
+    """The fields a recipe may set for this kind (the schema's fields minus the runner-owned ones)."""
+    return _field_specs(kind.schema())
+
+
+@functools.cache
+def _field_specs(schema: type) -> dict[str, FieldSpec]:
+    specs: dict[str, FieldSpec] = {}
+    if issubclass(schema, BaseModel):
+        for name, info in schema.model_fields.items():
+            default = None if info.is_required() else info.get_default(call_default_factory=True)
+            specs[name] = FieldSpec(name, info.annotation, info.is_required(), default, info.description or "")
+    else:
+        hints = typing.get_type_hints(schema)
+        for item in dataclasses.fields(schema):
+            required = item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+            default = None if required else (item.default if item.default is not dataclasses.MISSING else None)
+            specs[item.name] = FieldSpec(item.name, hints[item.name], required, default, _comment(schema, item.name))
+    return {name: spec for name, spec in specs.items() if name not in RUNNER_FIELDS}
+
+
+def _comment(schema: type, name: str) -> str:
+    """A dataclass field's trailing `# comment`, used as its description."""
+    import inspect
+
+    try:
+        source = inspect.getsource(schema)
+    except (OSError, TypeError):
+        return ""
+    for line in source.splitlines():
+        if line.strip().startswith(f"{name}:") and "#" in line:
+            return line.split("#", 1)[1].strip()
+    return ""
+
+
+def _error_text(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "fields"
+        parts.append(f"field {where}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(parts)
+
+
+def validate(kind: StageKind, raw: dict, where: str) -> Any:
+    """Build the kind's schema object from recipe values, with errors naming `where` (the stage) and the field."""
+    specs = field_specs(kind)
+    unknown = sorted(set(raw) - set(specs))
+    if unknown:
+        owned = [name for name in unknown if name in RUNNER_FIELDS]
+        if owned:
+            raise DuskError(f"{where}: field {owned[0]!r} is set by the runner (outputs go under the run directory)")
+        raise DuskError(f"{where}: unknown field {unknown[0]!r} for kind {kind.name}; valid fields: {', '.join(specs)}")
+    schema = kind.schema()
+    values = kind.normalize(dict(raw))
+    if "out" in _all_fields(schema):
+        values["out"] = PLACEHOLDER_OUT
+    try:
+        return TypeAdapter(schema).validate_python(values)
+    except ValidationError as exc:
+        raise DuskError(f"{where}: {_error_text(exc)}") from exc
+    except DuskError as exc:
+        raise DuskError(f"{where}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise DuskError(f"{where}: {exc}") from exc
+
+
+def _all_fields(schema: type) -> set[str]:
+    if issubclass(schema, BaseModel):
+        return set(schema.model_fields)
+    return {item.name for item in dataclasses.fields(schema)}
+
+
+def coerce(kind: StageKind, field: str, text: str, where: str) -> Any:
+    """A command-line override's text as a value of the field's type (YAML first, then the plain string)."""
+    import yaml
+
+    annotation = field_specs(kind)[field].annotation
+    adapter = TypeAdapter(annotation)
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        parsed = text
+    first_error = None
+    for candidate in (parsed, text):
+        try:
+            return adapter.dump_python(adapter.validate_python(candidate), mode="json")
+        except ValidationError as exc:
+            first_error = first_error or exc
+    raise DuskError(f"{where}: cannot use {text!r} for field {field!r}: {_error_text(first_error)}")
+
+
+def dump_fields(obj: Any) -> dict:
+    """A validated schema object as plain JSON values (runner-owned fields dropped): the stage's settings."""
+    data = TypeAdapter(type(obj)).dump_python(obj, mode="json")
+    return {name: value for name, value in data.items() if name not in RUNNER_FIELDS}
+
+
+def with_runner_fields(obj: Any, **values: Any) -> Any:
+    """A copy of a config with the runner-owned fields it has (out, force, resume) set."""
+    present = {name: value for name, value in values.items() if name in _all_fields(type(obj))}
+    if isinstance(obj, BaseModel):
+        return obj.model_copy(update=present)
+    return dataclasses.replace(obj, **present)
+
+
+# results ----------------------------------------------------------------------------------------------------------
+def model_parameters(model_dir: Path) -> int | None:
+    """Parameter count of a model directory, from its safetensors headers."""
+    from dusk.models.safetensors_io import ModelTensors
+
+    try:
+        tensors = ModelTensors(model_dir)
+    except DuskError:
+        return None
+    return sum(tensors.spec(name).numel for name in tensors.names())
+
+
+def model_result(artifact: Path, _cfg: Any = None) -> StageResult:
+    return StageResult(parameters=model_parameters(artifact))
+
+
+def read_training_log(path: Path) -> TrainingSummary | None:
+    """A training JSONL log (one object per step with `step` and `loss`) as a summary with its loss curve."""
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    steps = [row for row in rows if "loss" in row and "step" in row and row.get("split", "train") == "train"]
+    curve = [(int(row["step"]), float(row["loss"])) for row in steps]
+    tokens = max((int(row.get("tokens", 0) or 0) for row in steps), default=None)
+    seconds = max((float(row.get("elapsed", row.get("seconds", 0)) or 0) for row in steps), default=None)
+    return TrainingSummary(
+        steps=curve[-1][0] if curve else 0,
+        final_loss=curve[-1][1] if curve else None,
+        tokens=tokens or None,
+        seconds=seconds or None,
+        log_path=str(path),
+        curve=curve,
+    )
+
+
+def eval_result(artifact: Path, _cfg: Any = None) -> StageResult:
+    """Scores from an evaluation's results.json: every metric per task, MMLU subjects as subjects of `mmlu`."""
+    document = json.loads((artifact / "results.json").read_text())
+    scores = []
+    for name, task in document["tasks"].items():
+        subject = name.removeprefix("mmlu_") if name.startswith("mmlu_") else ""
+        task_name = "mmlu" if subject else name
+        for metric, score in task["metrics"].items():
+            headline = metric == task.get("headline") and not subject
+            scores.append(Score(task_name, metric, score["value"], score["stderr"], task["n"], subject, headline))
+    for name, group in document.get("groups", {}).items():
+        scores.append(Score(name, group["metric"], group["value"], group.get("stderr"), group["n"], "", True))
+    settings = document.get("settings", {})
+    return StageResult(scores=scores, settings=settings)
+
+
+# kinds ------------------------------------------------------------------------------------------------------------
+@functools.cache
+def _upscale_schema() -> type:
+    from dusk.models.upscale import OutputDtype, Slice
+
+    class UpscaleStage(BaseModel):
+        """A DUS stage: SOLAR's `model` + `drop`, or general `slices`."""
+
+        model_config = ConfigDict(extra="forbid")
+        model: str | None = Field(None, description="model to up-scale with `drop`: a stage, built-in name or dir")
+        drop: int | None = Field(None, ge=0, description="SOLAR's m: layers [0, n-m) of one copy + [m, n) of another")
+        slices: list[Slice] | None = Field(None, description="mergekit-style layer ranges to stack (instead of drop)")
+        dtype: OutputDtype | None = Field(None, description="cast weights to this dtype (default: keep, bit for bit)")
+        shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
+
+        @model_validator(mode="after")
+        def _one_form(self) -> "UpscaleStage":
+            if (self.slices is None) == (self.drop is None) or (self.drop is not None and self.model is None):
+                raise ValueError("give either `model` and `drop` (SOLAR's recipe) or `slices`")
+            return self
+
+    return UpscaleStage
+
+
+def _upscale_prepare(fields: Any, out: Path, _resume: bool) -> Any:
+    from dusk.models import upscale
+
+    if fields.slices is not None:
+        return upscale.UpscaleConfig(
+            slices=fields.slices, out=out, force=True, dtype=fields.dtype, shard_size=fields.shard_size
+        )
+    return upscale.config_for_drop(fields.model, fields.drop, out, True, fields.dtype, fields.shard_size)
+
+
+def _upscale_run(cfg: Any) -> Path:
+    from dusk.models import upscale
+
+    return upscale.run(cfg)
+
+
+def _eval_schema() -> type:
+    from dusk.eval.harness import EvalConfig
+
+    return EvalConfig
+
+
+def _eval_normalize(raw: dict) -> dict:
+    if isinstance(raw.get("tasks"), str):
+        raw["tasks"] = [name.strip() for name in raw["tasks"].split(",") if name.strip()]
+    return raw
+
+
+def _eval_run(cfg: Any) -> Path:
+    from dusk.eval import harness
+
+    harness.run(cfg)
+    return cfg.out
+
+
+def _eval_data_files(cfg: Any) -> list[Path]:
+    from dusk.eval.benchmark_docs import source_file
+    from dusk.eval.tasks import expand_tasks, get_task
+
+    files = set()
+    for name in expand_tasks(list(cfg.tasks)):
+        task = get_task(name)
+        files.add(source_file(task.dataset, task.split))
+        if task.fewshot_split and task.num_fewshot:
+            files.add(source_file(task.dataset, task.fewshot_split))
+    return sorted(files)
+
+
+def _set_out(fields: Any, out: Path, resume: bool) -> Any:
+    return with_runner_fields(fields, out=out, force=True, resume=resume)
+
+
+KINDS: dict[str, StageKind] = {
+    kind.name: kind
+    for kind in [
+        StageKind(
+            name="upscale",
+            summary="Depth Up-Scaling: SOLAR's `drop` or general `slices` (dusk upscale)",
+            schema=_upscale_schema,
+            run=_upscale_run,
+            prepare=_upscale_prepare,
+            collect=model_result,
+        ),
+        StageKind(
+            name="eval",
+            summary="score a model on H6 tasks (dusk eval); its numbers fill the report's tables",
+            schema=_eval_schema,
+            run=_eval_run,
+            prepare=_set_out,
+            collect=eval_result,
+            data_files=_eval_data_files,
+            normalize=_eval_normalize,
+            artifact="eval",
+        ),
+    ]
+}
+
+
+def get_kind(name: str) -> StageKind:
+    """The stage kind called `name`, or an error listing the known kinds."""
+    if name not in KINDS:
+        raise DuskError(f"unknown stage kind {name!r}; known kinds: {', '.join(sorted(KINDS))}")
+    return KINDS[name]
