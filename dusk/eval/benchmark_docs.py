@@ -204,6 +204,23 @@ def load_docs(dataset: str, split: str) -> list[dict]:
     return READERS[dataset](split)
 
 
+def source_file(dataset: str, split: str) -> Path:
+    """The data file that `load_docs(dataset, split)` reads (for provenance hashes)."""
+    if dataset.startswith("mmlu_"):
+        return data_file("mmlu", f"{split}/{dataset.removeprefix('mmlu_')}_{split}.csv")
+    relative = {
+        "arc_challenge": lambda: f"ARC-Challenge-{ARC_FILES.get(split, split)}.jsonl",
+        "arc_easy": lambda: f"ARC-Easy-{ARC_FILES.get(split, split)}.jsonl",
+        "hellaswag": lambda: "hellaswag_val_full.txt.bz2",
+        "truthfulqa": lambda: "mc_task.json",
+        "winogrande": lambda: f"{WINOGRANDE_FILES.get(split, split)}.jsonl",
+        "gsm8k": lambda: f"{split}.jsonl",
+    }
+    if dataset not in relative:
+        raise DuskError(f"unknown benchmark dataset {dataset!r}")
+    return data_file(dataset, relative[dataset]())
+
+
 def _items(dataset: str) -> list[tuple[str, str, str]]:
     if dataset == "mmlu":
         rows = []
