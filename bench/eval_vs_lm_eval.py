@@ -1,0 +1,136 @@
+"""dusk eval vs lm-evaluation-harness 0.4.13 on the same items: wall time and peak RSS per tool, speed ratio per
+task, dusk's token efficiency, and how many items' predictions differ (must be 0).
+
+Each tool runs in its own subprocess (so peak RSS is its own), one after the other, on SmolLM2-135M in fp32:
+the first --limit items of ARC-Challenge, HellaSwag, TruthfulQA, Winogrande, of --subjects MMLU subjects, and the
+first --gen-limit GSM8K items (greedy, --max-gen-toks). lm-eval reads the same local files through dusk's YAMLs.
+
+    DUSK_DATA_DIR=../shared/data .venv/bin/python bench/eval_vs_lm_eval.py --limit 40
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GROUPS = {
+    "arc_challenge": ["arc_challenge"],
+    "hellaswag": ["hellaswag"],
+    "mmlu": ["mmlu_abstract_algebra", "mmlu_anatomy", "mmlu_astronomy"],
+    "truthfulqa_mc2": ["truthfulqa_mc2"],
+    "winogrande": ["winogrande"],
+    "gsm8k": ["gsm8k"],
+}
+
+
+def _limit(group: str, args: argparse.Namespace) -> int:
+    return args.gen_limit if group == "gsm8k" else args.limit
+
+
+def _groups(args: argparse.Namespace) -> dict[str, list[str]]:
+    return {**GROUPS, "mmlu": GROUPS["mmlu"][: args.subjects]}
+
+
+def worker_dusk(args: argparse.Namespace) -> dict:
+    from dusk.eval import harness
+    from dusk.models.io import resolve_model
+
+    engine = harness.load_engine(resolve_model(args.model), "float32", args.batch_size)
+    times, predictions = {}, {}
+    for group, tasks in _groups(args).items():
+        start = time.perf_counter()
+        selection = harness.Selection(limit=_limit(group, args))
+        runs = harness.evaluate(engine, tasks, "harness", selection, args.max_gen_toks)
+        times[group] = time.perf_counter() - start
+        for run in runs:
+            for item in run.items:
+                key = f"{run.task.name}/{item.doc_id}"
+                predictions[key] = item.results[0] if run.task.output == "generate" else item.extra["prediction"]
+    stats = engine.stats
+    return {"times": times, "predictions": predictions, "token_efficiency": stats.token_efficiency}
+
+
+def worker_lm_eval(args: argparse.Namespace) -> dict:
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from dusk.eval.lm_eval_yaml import write_lm_eval_tasks
+    from dusk.models.io import resolve_model
+
+    lm = HFLM(pretrained=str(resolve_model(args.model)), batch_size=args.batch_size, dtype="float32")
+    times, predictions = {}, {}
+    with tempfile.TemporaryDirectory() as yaml_dir:
+        names = write_lm_eval_tasks(yaml_dir, [t for tasks in _groups(args).values() for t in tasks])
+        manager = TaskManager(include_path=yaml_dir)
+        for group, tasks in _groups(args).items():
+            start = time.perf_counter()
+            out = simple_evaluate(
+                model=lm,
+                tasks=[names[t] for t in tasks],
+                task_manager=manager,
+                limit=_limit(group, args),
+                log_samples=True,
+                gen_kwargs=f"max_gen_toks={args.max_gen_toks}",
+            )
+            times[group] = time.perf_counter() - start
+            for task in tasks:
+                for sample in out["samples"][names[task]]:
+                    if sample.get("filter") not in (None, "none", "strict-match"):
+                        continue
+                    if task == "gsm8k":
+                        predictions[f"{task}/{sample['doc_id']}"] = sample["resps"][0][0]
+                    else:
+                        lls = [float(r[0][0]) for r in sample["resps"]]
+                        predictions[f"{task}/{sample['doc_id']}"] = lls.index(max(lls))
+    return {"times": times, "predictions": predictions}
+
+
+def _spawn(tool: str, argv: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, __file__, *argv, "--worker", tool, "--result", out.name], check=True)
+        wall = time.perf_counter() - start
+        result = json.loads(Path(out.name).read_text())
+    return {**result, "wall": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--limit", type=int, default=40, help="items per task (per MMLU subject)")
+    parser.add_argument("--subjects", type=int, default=2, help="MMLU subjects (1-3)")
+    parser.add_argument("--gen-limit", type=int, default=10, help="GSM8K items")
+    parser.add_argument("--max-gen-toks", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--worker", choices=["dusk", "lm-eval"], help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        result = worker_dusk(args) if args.worker == "dusk" else worker_lm_eval(args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        Path(args.result).write_text(json.dumps(result))
+        return
+    argv = sys.argv[1:]
+    dusk, lm = _spawn("dusk", argv), _spawn("lm-eval", argv)
+    print(f"{'task':<16}{'dusk s':>9}{'lm-eval s':>11}{'speed-up':>10}")
+    for group in dusk["times"]:
+        d, m = dusk["times"][group], lm["times"][group]
+        print(f"{group:<16}{d:>9.1f}{m:>11.1f}{m / d:>9.2f}x")
+    d, m = sum(dusk["times"].values()), sum(lm["times"].values())
+    print(f"{'all (eval only)':<16}{d:>9.1f}{m:>11.1f}{m / d:>9.2f}x")
+    ratio = lm["wall"] / dusk["wall"]
+    print(f"wall incl. load   dusk {dusk['wall']:.1f} s, lm-eval {lm['wall']:.1f} s, ratio {ratio:.2f}x")
+    print(f"peak RSS          dusk {dusk['peak_rss_mb']:.0f} MB, lm-eval {lm['peak_rss_mb']:.0f} MB")
+    print(f"token efficiency  {dusk['token_efficiency']:.3f}")
+    keys = sorted(set(dusk["predictions"]) | set(lm["predictions"]))
+    differ = [k for k in keys if dusk["predictions"].get(k) != lm["predictions"].get(k)]
+    print(f"items {len(keys)}, differing predictions {len(differ)} {differ[:10]}")
+
+
+if __name__ == "__main__":
+    main()
