@@ -1,0 +1,146 @@
+"""Read raw rows from data files (JSON array, JSON Lines or .jsonl.gz, TSV, plain text); errors name the place.
+
+Every reader returns a list of `Row(where, fields)`: `where` is "file:line" (or "file[index]" for a JSON array), so a
+converter that finds a bad record can say exactly where it is.
+
+    python -c "from dusk.data.readers import read_rows; print(read_rows('train.jsonl')[0])"
+"""
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dusk.errors import DuskError
+
+FLAN_COT_COLUMNS = ("question", "answer", "chain_of_thought")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One raw record as read from a file, before conversion."""
+
+    where: str  # "file:line" or "file[index]", for error messages
+    fields: dict  # the record's original fields, unchanged
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    """One JSON object per non-empty line (`.gz` is decompressed)."""
+    rows = []
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DuskError(
+                    f"{path}:{number}: malformed JSON Lines record: {exc.msg} (column {exc.colno}); "
+                    "expected one JSON object per line"
+                ) from exc
+            if not isinstance(record, dict):
+                raise DuskError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            rows.append(Row(f"{path}:{number}", record))
+    return rows
+
+
+def read_json(path: Path) -> list[Row]:
+    """A JSON array of objects (the Alpaca / Dolly / LLaMA-Factory layout)."""
+    with _open_text(path) as handle:
+        text = handle.read()
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DuskError(
+            f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno}); expected a JSON array of objects"
+        ) from exc
+    if isinstance(records, dict):
+        records = [records]
+    if not isinstance(records, list):
+        raise DuskError(f"{path}: expected a JSON array of objects, got {type(records).__name__}")
+    rows = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise DuskError(f"{path}[{index}]: expected a JSON object, got {type(record).__name__}")
+        rows.append(Row(f"{path}[{index}]", record))
+    return rows
+
+
+def _split_tsv_line(path: Path, number: int, line: str, width: int) -> list[str]:
+    cells = line.rstrip("\r\n").split("\t")
+    if len(cells) != width:
+        raise DuskError(
+            f"{path}:{number}: malformed TSV record: expected {width} tab-separated columns, got {len(cells)}"
+        )
+    return [cell.replace("\\n", "\n") for cell in cells]
+
+
+def read_tsv(path: Path, columns: tuple[str, ...] | None = None) -> list[Row]:
+    """Tab-separated rows; `\\n` inside a cell becomes a newline (FLAN's convention).
+
+    With `columns` the file has no header (FLAN CoT: question, answer, chain_of_thought); without, line 1 is the header.
+    """
+    rows = []
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if columns is None:
+                columns = tuple(line.rstrip("\r\n").split("\t"))
+                continue
+            cells = _split_tsv_line(path, number, line, len(columns))
+            rows.append(Row(f"{path}:{number}", dict(zip(columns, cells, strict=True))))
+    return rows
+
+
+def read_text(path: Path, split: str = "file") -> list[Row]:
+    """Plain text as `{"text"}` rows: the whole file, one row per non-empty line, or per blank-line paragraph.
+
+    Line endings are normalised to `\\n` (the Gutenberg books use CRLF).
+    """
+    with _open_text(path) as handle:
+        text = handle.read().replace("\r\n", "\n")
+    if split == "file":
+        return [Row(f"{path}:1", {"text": text})] if text.strip() else []
+    if split not in ("line", "paragraph"):
+        raise DuskError(f"unknown text split {split!r}; expected file, line or paragraph")
+    rows, number = [], 1
+    separator = "\n" if split == "line" else "\n\n"
+    for chunk in text.split(separator):
+        if chunk.strip():
+            rows.append(Row(f"{path}:{number}", {"text": chunk.strip("\n")}))
+        number += chunk.count("\n") + separator.count("\n")
+    return rows
+
+
+def _first_tsv_cells(path: Path) -> list[str]:
+    with _open_text(path) as handle:
+        for line in handle:
+            if line.strip():
+                return line.rstrip("\r\n").split("\t")
+    return []
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Read any supported file by its extension: .json, .jsonl/.jsonl.gz, .tsv, .txt."""
+    path = Path(path)
+    if not path.is_file():
+        raise DuskError(f"input file {path} does not exist")
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        return read_jsonl(path)
+    if name.endswith((".json", ".json.gz")):
+        return read_json(path)
+    if name.endswith(".tsv"):
+        header = _first_tsv_cells(path)
+        known = {"text", "instruction", "question", "prompt"}
+        return read_tsv(path, None if known & set(header) else FLAN_COT_COLUMNS)
+    if name.endswith(".txt"):
+        return read_text(path, "file")
+    raise DuskError(f"{path}: unknown file type; expected .json, .jsonl, .jsonl.gz, .tsv or .txt")
