@@ -1,0 +1,214 @@
+"""The contamination test of a trained model (SOLAR's Appendix C, after Shi et al. 2023), plus Min-K% Prob.
+
+For each benchmark item (question + correct answer as one text) the REFERENCE model (e.g. the base model the
+tested model was trained from) samples continuations of the text's first 40% of words. The item's score is the
+fraction of those samples on which MODEL's loss is lower than its loss on the real text. A model that has
+trained on the item finds the real text unusually easy, so its score is near 0; an item is *suspicious* when
+its score is below 0.1, and a task's result ("result < 0.1, %", the paper's column) is the share of suspicious
+items: near 0 = no sign of contamination, near 1 (the public tool says above 0.9) = the model has very likely
+trained on that benchmark.
+
+    DUSK_DATA_DIR=../shared/data dusk contamination runs/my-finetune --reference smollm2-135m --tasks h6 --n 20
+"""
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from dusk.errors import DuskError
+from dusk.eval.contamination_items import Item, expand_task_names, select_items, split_prefix, task_items
+from dusk.eval.contamination_lm import sample_continuations, score_rows
+from dusk.eval.min_k_prob import min_k_profile
+
+log = logging.getLogger(__name__)
+DEFAULT_SAMPLES = 20
+
+
+class ContaminationConfig(BaseModel):
+    """Settings of one `dusk contamination` run (every field is recorded in results.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="the model under test: built-in name, model directory or .gguf file")
+    reference: str = Field(description="the reference model that samples continuations (e.g. the base model)")
+    tasks: tuple[str, ...] = Field(("h6",), description="tasks or groups to test (h6 = all six)")
+    n: int = Field(100, ge=1, description="items per task, drawn with `seed` (all items if the split is smaller)")
+    samples: int = Field(DEFAULT_SAMPLES, ge=1, description="continuations the reference samples per item")
+    seed: int = Field(0, description="seed of the item draw and of every item's sampling generator")
+    out: Path = Field(Path("runs/contamination"), description="output directory (results.json, table.md, JSONL)")
+    prefix_ratio: float = Field(0.4, gt=0, lt=1, description="share of an item's words given as the prefix")
+    min_words: int = Field(5, ge=2, description="items with fewer words are skipped (and counted) as too short")
+    top_k: int = Field(50, ge=0, description="sample from the reference's top-k tokens (0 = the full distribution)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the reference")
+    threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
+    dtype: str = Field("float32", description="dtype both models run in (float32, bfloat16)")
+
+
+@dataclass
+class ModelPair:
+    """The model under test, the reference and their shared tokenizer, loaded once."""
+
+    model: object
+    reference: object
+    tokenizer: object
+    banned_ids: list[int]
+    model_dir: Path
+    reference_dir: Path
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One tested item: its score, the losses behind it and its Min-K% Prob under both models."""
+
+    task: str
+    doc_id: str
+    words: int
+    prefix_words: int
+    prefix_tokens: int
+    continuation_tokens: int
+    real_loss: float
+    sample_loss_mean: float
+    sample_loss_min: float
+    score: float
+    suspicious: bool
+    min_k: dict[str, float]
+    min_k_reference: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class TaskResult:
+    """The items tested for one task, the ones skipped as too short, and how many were asked for and exist."""
+
+    task: str
+    requested: int
+    available: int
+    scores: list[ItemScore] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def check_same_tokenizer(model_tok, reference_tok, model_dir: Path, reference_dir: Path) -> None:
+    """Refuse two tokenizers with different vocabularies: samples are reference token ids scored by the model."""
+    mine, theirs = model_tok.get_vocab(), reference_tok.get_vocab()
+    if mine != theirs:
+        differ = len(set(mine.items()) ^ set(theirs.items()))
+        raise DuskError(
+            f"the model ({model_dir}) and the reference ({reference_dir}) have different tokenizers "
+            f"({len(mine)} vs {len(theirs)} tokens, {differ} entries differ); the test scores the reference's "
+            "sampled token ids with the model, so use a reference with the model's tokenizer (e.g. its base model)"
+        )
+
+
+def banned_token_ids(tokenizer, vocab_size: int) -> list[int]:
+    """Ids never sampled: special tokens (so every sample has the real text's length) and embedding padding rows."""
+    return sorted(set(tokenizer.all_special_ids) | set(range(len(tokenizer), vocab_size)))
+
+
+def load_pair(cfg: ContaminationConfig) -> ModelPair:
+    """Resolve and load both models (once if they are the same directory) and check their tokenizers agree."""
+    from dusk.models.io import load_model, load_tokenizer, resolve_model
+
+    model_dir, reference_dir = resolve_model(cfg.model), resolve_model(cfg.reference)
+    tokenizer, reference_tok = load_tokenizer(model_dir), load_tokenizer(reference_dir)
+    check_same_tokenizer(tokenizer, reference_tok, model_dir, reference_dir)
+    model = load_model(model_dir, dtype=cfg.dtype)
+    same = model_dir.resolve() == reference_dir.resolve()
+    reference = model if same else load_model(reference_dir, dtype=cfg.dtype)
+    vocab = min(model.get_output_embeddings().weight.shape[0], reference.get_output_embeddings().weight.shape[0])
+    return ModelPair(model, reference, tokenizer, banned_token_ids(tokenizer, vocab), model_dir, reference_dir)
+
+
+def item_seed(seed: int, item: Item) -> int:
+    """The item's sampling seed: fixed by (seed, task, doc_id), so it does not depend on which items run."""
+    digest = hashlib.sha256(f"{seed}:{item.task}:{item.doc_id}".encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def score_item(pair: ModelPair, item: Item, cfg: ContaminationConfig) -> ItemScore | None:
+    """Score one item (None when it is too short for a prefix and a continuation)."""
+    split = split_prefix(item.text, cfg.prefix_ratio, cfg.min_words)
+    if split is None:
+        return None
+    prefix_ids = pair.tokenizer(split.prefix)["input_ids"]
+    real = pair.tokenizer(split.rest, add_special_tokens=False)["input_ids"]
+    if not real or not prefix_ids:
+        return None
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(item_seed(cfg.seed, item))
+    samples = sample_continuations(
+        pair.reference, prefix_ids, len(real), cfg.samples, generator, pair.banned_ids, cfg.top_k, cfg.temperature
+    )
+    rows = torch.cat([torch.tensor([real]), samples])  # row 0 is the real continuation
+    prefix_lp, rows_lp = score_rows(pair.model, prefix_ids, rows)
+    losses = -rows_lp.double().mean(dim=1)  # mean token NLL of each continuation (all rows have len(real) tokens)
+    score = (losses[1:] < losses[0]).double().mean().item()
+    ref_prefix_lp, ref_rows_lp = score_rows(pair.reference, prefix_ids, rows[:1])
+    return ItemScore(
+        task=item.task,
+        doc_id=item.doc_id,
+        words=split.words,
+        prefix_words=split.prefix_words,
+        prefix_tokens=len(prefix_ids),
+        continuation_tokens=len(real),
+        real_loss=losses[0].item(),
+        sample_loss_mean=losses[1:].mean().item(),
+        sample_loss_min=losses[1:].min().item(),
+        score=score,
+        suspicious=score < cfg.threshold,
+        min_k=min_k_profile(torch.cat([prefix_lp, rows_lp[0]])),
+        min_k_reference=min_k_profile(torch.cat([ref_prefix_lp, ref_rows_lp[0]])),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def run_task(pair: ModelPair, task: str, items: list[Item], cfg: ContaminationConfig) -> TaskResult:
+    """Test `cfg.n` items of one task drawn with `cfg.seed` (all of them, with a warning, if there are fewer)."""
+    if cfg.n > len(items):
+        log.warning(
+            "%s: --n %d is larger than the split (%d items); testing all %d", task, cfg.n, len(items), len(items)
+        )
+    result = TaskResult(task=task, requested=cfg.n, available=len(items))
+    for index, item in enumerate(select_items(items, cfg.n, cfg.seed)):
+        scored = score_item(pair, item, cfg)
+        if scored is None:
+            result.skipped.append(item.doc_id)
+            continue
+        result.scores.append(scored)
+        log.info(
+            "%s %d/%d doc %s score %.2f (%.1fs)",
+            task,
+            index + 1,
+            min(cfg.n, len(items)),
+            item.doc_id,
+            scored.score,
+            scored.seconds,
+        )
+    if result.skipped:
+        log.warning(
+            "%s: skipped %d item(s) too short for a %.0f%% prefix", task, len(result.skipped), 100 * cfg.prefix_ratio
+        )
+    return result
+
+
+def run(cfg: ContaminationConfig, items_by_task: dict[str, list[Item]] | None = None) -> Path:
+    """Run the test on every task of `cfg.tasks`; write results.json, table.md and samples_<task>.jsonl to cfg.out.
+
+    `items_by_task` replaces the benchmark files (tests use it to run on texts they build); by default each task's
+    items come from `$DUSK_DATA_DIR`.
+    """
+    from dusk.eval.contamination_report import write_outputs
+
+    if cfg.dtype not in ("float32", "bfloat16"):
+        raise DuskError(f"dtype {cfg.dtype!r}: expected float32 or bfloat16")
+    tasks = list(items_by_task) if items_by_task is not None else expand_task_names(list(cfg.tasks))
+    pair = load_pair(cfg)
+    results = []
+    for task in tasks:
+        items = items_by_task[task] if items_by_task is not None else task_items(task)
+        results.append(run_task(pair, task, items, cfg))
+    return write_outputs(cfg, pair, results, data_files=items_by_task is None)

@@ -1,0 +1,59 @@
+"""CLI for the contamination test: `dusk contamination MODEL --reference REF [--tasks h6] [--n 100] ...`.
+
+DUSK_DATA_DIR=../shared/data dusk contamination runs/my-finetune --reference smollm2-135m --tasks h6 --n 20
+"""
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from dusk.eval.contamination import DEFAULT_SAMPLES
+
+    parser = subparsers.add_parser(
+        "contamination",
+        help="has MODEL trained on the benchmarks? SOLAR's Appendix C test (after Shi et al. 2023) and Min-K%% Prob",
+        description="Per item, REF samples continuations of the first 40%% of the words; the item's score is the "
+        "share of samples MODEL finds easier than the real text (near 0 = suspicious). Per task: the share of "
+        "items scoring below 0.1 (near 1 = MODEL very likely trained on the task) and Min-K%% Prob.",
+    )
+    parser.add_argument("model", help="the model under test: built-in name, model directory or .gguf file")
+    parser.add_argument("--reference", required=True, help="model that samples the continuations (e.g. the base)")
+    parser.add_argument("--tasks", default="h6", help="comma-separated tasks or h6 (default h6: all six)")
+    parser.add_argument("--n", type=int, default=100, help="items per task, seeded draw (default 100)")
+    parser.add_argument(
+        "--samples", type=int, default=DEFAULT_SAMPLES, help=f"continuations per item (default {DEFAULT_SAMPLES})"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the item draw and the sampling (default 0)")
+    parser.add_argument("--out", type=Path, help="output directory (default runs/contamination-<model name>)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="model dtype")
+    parser.add_argument("--top-k", type=int, default=50, help="reference samples from its top-k tokens (0 = all)")
+    parser.set_defaults(handler=_contamination)
+
+
+def _contamination(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from dusk.errors import DuskError
+    from dusk.eval.contamination import ContaminationConfig, run
+
+    out = args.out or Path("runs") / f"contamination-{Path(args.model).name}"
+    try:
+        cfg = ContaminationConfig(
+            model=args.model,
+            reference=args.reference,
+            tasks=tuple(name.strip() for name in args.tasks.split(",") if name.strip()),
+            n=args.n,
+            samples=args.samples,
+            seed=args.seed,
+            out=out,
+            dtype=args.dtype,
+            top_k=args.top_k,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DuskError(f"contamination: {problems}") from exc
+    results = run(cfg)
+    print((results.parent / "table.md").read_text(encoding="utf-8"))
+    print(f"wrote {results.parent} (results.json, table.md, samples_<task>.jsonl)")
+    return 0
