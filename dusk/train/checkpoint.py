@@ -1,0 +1,106 @@
+"""Resumable checkpoints: trainable weights, optimizer, RNG states, step and data position, written atomically.
+
+A checkpoint is a directory `<run>/checkpoints/step-00000040/` holding `trainable.safetensors` (all weights, or the
+LoRA adapters), `optimizer.pt` (AdamW state; loaded with weights_only=True), `rng.safetensors` (torch RNG) and
+`state.json` (step, data position, Python RNG, the run's config). The learning rate is a pure function of the
+step, so the schedule needs no state of its own.
+
+    dusk sft --config sft.yaml --resume          # continue from the latest checkpoint of that run
+"""
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from dusk.atomic import atomic_output_dir
+from dusk.errors import DuskError
+from dusk.train.config import config_differences
+from dusk.train.model import trainable_state
+
+PREFIX = "step-"
+
+
+def checkpoints_root(work_dir: Path) -> Path:
+    return Path(work_dir) / "checkpoints"
+
+
+def list_checkpoints(work_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are never listed)."""
+    root = checkpoints_root(work_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def save_checkpoint(
+    work_dir: Path, lm: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int
+) -> Path:
+    """Write the checkpoint of `state['step']` atomically, then delete all but the newest `keep`."""
+    path = checkpoints_root(work_dir) / f"{PREFIX}{state['step']:08d}"
+    with atomic_output_dir(path, force=True) as tmp:
+        weights = {name: t.contiguous().clone() for name, t in trainable_state(lm).items()}
+        save_file(weights, tmp / "trainable.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_file({"torch": torch.get_rng_state()}, tmp / "rng.safetensors")
+        full_state = {**state, "python_rng": _python_rng_state()}
+        (tmp / "state.json").write_text(json.dumps(full_state, indent=1, default=str) + "\n")
+    for old in list_checkpoints(work_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def resolve_resume(work_dir: Path, resume: str) -> Path:
+    """The checkpoint directory named by `--resume` ('latest' or a path)."""
+    if resume != "latest":
+        path = Path(resume)
+        if not (path / "state.json").is_file():
+            raise DuskError(f"--resume {resume}: not a checkpoint directory (no state.json)")
+        return path
+    found = list_checkpoints(work_dir)
+    if not found:
+        raise DuskError(f"--resume: no checkpoint in {checkpoints_root(work_dir)}; run without --resume to start")
+    return found[-1]
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    return json.loads((Path(path) / "state.json").read_text())
+
+
+def check_same_config(path: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint written under different settings, saying which ones differ."""
+    differences = config_differences(read_state(path)["config"], config)
+    if differences:
+        raise DuskError(
+            f"cannot resume from {path}: it was written with a different config ({'; '.join(differences)}); "
+            "resume with the same settings, or start a new run (another --out or --run-dir)"
+        )
+
+
+def load_checkpoint(path: Path, lm: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore weights, optimizer and RNG states in place; return the saved state (step, data position, ...)."""
+    weights = load_file(Path(path) / "trainable.safetensors")
+    expected = set(trainable_state(lm))
+    if set(weights) != expected:
+        missing, extra = sorted(expected - set(weights))[:5], sorted(set(weights) - expected)[:5]
+        raise DuskError(f"{path}: checkpoint weights do not match the model (missing {missing}, unexpected {extra})")
+    with torch.no_grad():
+        params = dict(lm.named_parameters())
+        for name, tensor in weights.items():
+            params[name].copy_(tensor)
+    optimizer.load_state_dict(torch.load(Path(path) / "optimizer.pt", weights_only=True))
+    torch.set_rng_state(load_file(Path(path) / "rng.safetensors")["torch"])
+    state = read_state(path)
+    version, internal, gauss = state["python_rng"]
+    random.setstate((version, tuple(internal), gauss))
+    return state
+
+
+def _python_rng_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]

@@ -1,0 +1,67 @@
+"""CLI for training: `dusk pretrain`, `dusk sft`, `dusk dpo [--steps K]`, `dusk sdpo`; every flag also via --config.
+
+dusk sft --model smollm2-135m --data alpaca_gpt4 --max-steps 30 --seq-len 256 --out runs/sft
+"""
+
+import argparse
+
+STAGES = {
+    "pretrain": ("continued pretraining on text, packed into fixed-length sequences", "PretrainConfig"),
+    "sft": ("supervised fine-tuning on prompt/response pairs (loss on responses; full or --lora)", "SFTConfig"),
+    "dpo": ("DPO on preference pairs with cached reference log-probs (--steps K: sDPO)", "DPOConfig"),
+    "sdpo": ("staged DPO: K chunks, each step referenced by the previous step's model", "DPOConfig"),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from dusk.train import config
+
+    for name, (help_text, config_name) in STAGES.items():
+        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        config_cls = getattr(config, config_name)
+        config.add_config_flags(parser, config_cls)
+        parser.set_defaults(handler=_handler(name, config_cls))
+
+
+def _handler(stage: str, config_cls: type):
+    def handle(args: argparse.Namespace) -> int:
+        from dusk.train.config import config_from_args
+
+        cfg = config_from_args(config_cls, args, {"steps": 2} if stage == "sdpo" else None)
+        out = _stage_run(stage, cfg)(cfg)
+        print(f"wrote {out}")
+        return 0
+
+    return handle
+
+
+def _stage_run(stage: str, cfg):
+    if stage == "pretrain":
+        from dusk.train.pretrain import run
+    elif stage == "sft":
+        from dusk.train.sft import run
+    elif stage == "sdpo" or cfg.steps > 1:
+        from dusk.train.sdpo import run
+    else:
+        from dusk.train.dpo import run
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dusk.train.commands sft ...`: the training commands alone (same as `dusk sft ...`)."""
+    import sys
+
+    from dusk.errors import DuskError
+
+    parser = argparse.ArgumentParser(prog="dusk")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except DuskError as exc:
+        print(f"dusk: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Typed configs of the three trainers, and their CLI: every field is a flag and a key of a `--config` YAML file.
+
+Flags given on the command line override the YAML file; the YAML keys are exactly the field names.
+
+    dusk sft --config sft.yaml --max-steps 10     # sft.yaml: {model: smollm2-135m, data: alpaca_gpt4, out: runs/sft}
+"""
+
+import argparse
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dusk.errors import DuskError
+
+# Fields that may change between a run and its resumption (they do not change the numbers a run computes).
+RESUMABLE_FIELDS = frozenset(
+    {"resume", "force", "progress", "eval_every", "save_every", "keep_checkpoints", "run_dir", "out", "ref_cache"}
+)
+
+
+class TrainConfig(BaseModel):
+    """What every trainer needs: model, data, output, the optimizer's schedule, and run bookkeeping."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="built-in model name, Hugging Face model directory or .gguf file")
+    data: str = Field(description="training data: a dataset name, a JSONL file of records, or a mixture YAML")
+    out: Path = Field(description="output model directory (a plain Hugging Face model, written atomically)")
+    eval_data: str | None = Field(None, description="held-out data (default: hold out --eval-size training records)")
+    eval_size: int = Field(32, ge=0, description="records held out of the training data for evaluation")
+    eval_every: int = Field(0, ge=0, description="evaluate on the held-out set every N steps and at step 0 (0: at end)")
+    max_examples: int | None = Field(None, ge=1, description="use at most this many training records")
+    max_steps: int = Field(100, ge=1, description="optimizer steps to take")
+    seq_len: int = Field(512, ge=8, description="maximum tokens per sequence (longer examples are truncated)")
+    batch_size: int = Field(4, ge=1, description="sequences per micro-batch on each process")
+    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    lr: float = Field(2e-5, gt=0, description="peak learning rate (AdamW)")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="decay after warmup")
+    warmup_steps: int = Field(0, ge=0, description="linear warmup steps from 0 to --lr")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final learning rate as a fraction of --lr")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
+    max_grad_norm: float = Field(1.0, ge=0, description="clip the gradient norm to this (0: no clipping)")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="fp32, or bf16 autocast (weights stay fp32)")
+    seed: int = Field(0, description="seed of data order, held-out split and initialisation (LoRA)")
+    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights; saves merged + adapter")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    lora_targets: list[str] | None = Field(None, description="module names to adapt (default: every Linear in layers)")
+    save_every: int = Field(0, ge=0, description="write a resumable checkpoint every N steps (0: none)")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (oldest deleted first)")
+    resume: str | None = Field(None, description="resume from 'latest' checkpoint of the run, or a checkpoint dir")
+    run_dir: Path | None = Field(None, description="checkpoints and step log (default: OUT.run next to --out)")
+    force: bool = Field(False, description="replace an existing output directory")
+    progress: bool = Field(True, description="show a progress bar")
+
+    @property
+    def work_dir(self) -> Path:
+        """Where checkpoints and the JSONL step log live."""
+        return self.run_dir if self.run_dir is not None else self.out.with_name(self.out.name + ".run")
+
+
+C = TypeVar("C", bound=TrainConfig)
+
+
+class PretrainConfig(TrainConfig):
+    """Continued pretraining: text packed into fixed-length sequences, causal LM loss on every token."""
+
+    lr: float = Field(1e-4, gt=0, description="peak learning rate (AdamW)")
+
+
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning: prompt/response pairs, loss on response tokens only."""
+
+    packing: bool = Field(False, description="pack several examples per sequence (no attention across examples)")
+
+
+class DPOConfig(TrainConfig):
+    """DPO and sDPO: preference pairs, reference log-probs cached on disk."""
+
+    lr: float = Field(5e-7, gt=0, description="peak learning rate (AdamW)")
+    beta: float = Field(0.1, gt=0, description="DPO beta: strength of the pull towards the reference")
+    loss_type: Literal["sigmoid", "ipo"] = Field("sigmoid", description="sigmoid (DPO) or ipo")
+    ref_model: str | None = Field(None, description="reference model (default: --model)")
+    ref_cache: Path | None = Field(None, description="reference log-prob cache dir (default: $DUSK_CACHE/dpo_ref)")
+    steps: int = Field(1, ge=1, description="sDPO: split the data into K chunks trained one after another")
+    easy_to_hard: bool = Field(False, description="sDPO: order chunks by the initial reference's margin, easy first")
+
+    @model_validator(mode="after")
+    def _sdpo_options(self) -> "DPOConfig":
+        if self.steps > 1 and self.ref_model is not None:
+            raise ValueError("sDPO (--steps > 1) uses each step's input model as reference; drop --ref-model")
+        return self
+
+
+def _flag_kwargs(name: str, field: Any) -> dict[str, Any]:
+    """argparse keyword arguments for one pydantic field (defaults come from the config, not argparse)."""
+    annotation = field.annotation
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in args if a is not type(None))
+        args = typing.get_args(annotation)
+    default = "" if field.is_required() else f" (default: {field.default})"
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{field.description}{default}"}
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif origin is Literal:
+        kwargs["choices"] = list(args)
+    elif origin is list:
+        kwargs["nargs"] = "+"
+    elif origin is tuple:
+        kwargs.update(nargs=len(args), type=args[0])
+    else:
+        kwargs["type"] = annotation
+    if name == "resume":
+        kwargs.update(nargs="?", const="latest", metavar="CHECKPOINT")
+    return kwargs
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[TrainConfig]) -> None:
+    """One flag per config field (`--max-steps` for `max_steps`), plus `--config FILE.yaml`."""
+    parser.add_argument("--config", type=Path, help="YAML file whose keys are these flags' names (with underscores)")
+    for name, field in config_cls.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, **_flag_kwargs(name, field))
+
+
+def read_yaml_config(path: Path) -> dict[str, Any]:
+    """The mapping in a `--config` YAML file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DuskError(f"{path}: cannot read config YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DuskError(f"{path}: expected a mapping of field: value, got {type(data).__name__}")
+    return data
+
+
+def build_config(config_cls: type[C], values: dict[str, Any], source: str = "arguments") -> C:
+    """Validate `values` into a config, with an error naming the field and what was expected."""
+    unknown = sorted(set(values) - set(config_cls.model_fields))
+    if unknown:
+        known = ", ".join(config_cls.model_fields)
+        raise DuskError(f"{source}: unknown field(s) {', '.join(unknown)}; known fields: {known}")
+    try:
+        return config_cls(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise DuskError(f"{source}: invalid {config_cls.__name__}: {problems}") from exc
+
+
+def config_from_args(config_cls: type[C], args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> C:
+    """Merge `defaults`, then `--config` YAML (if any), then the flags given on the command line (flags win)."""
+    values: dict[str, Any] = dict(defaults or {})
+    source = "command line"
+    if getattr(args, "config", None) is not None:
+        values.update(read_yaml_config(args.config))
+        source = f"{args.config} + command line"
+    values.update({name: getattr(args, name) for name in config_cls.model_fields if hasattr(args, name)})
+    return build_config(config_cls, values, source)
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable `field: checkpoint X, now Y` for fields that change a run's numbers."""
+    names = sorted((set(saved) | set(current)) - RESUMABLE_FIELDS)
+    return [
+        f"{name}: checkpoint {saved.get(name)!r}, now {current.get(name)!r}"
+        for name in names
+        if saved.get(name) != current.get(name)
+    ]

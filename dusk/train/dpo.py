@@ -1,0 +1,195 @@
+"""DPO: preference pairs, sigmoid (or IPO) loss against a reference whose log-probs are computed once and cached.
+
+The reference model's summed response log-probs of every pair are computed before training, written to
+`$DUSK_CACHE/dpo_ref/<reference hash>-<data hash>.safetensors`, and the reference model is freed: only the policy
+is in memory while training, and a rerun on the same (reference, tokenized data) reads the cache.
+Logged per step: loss, rewards of chosen and rejected (beta x policy/reference log-ratio), their margin, and
+reward accuracy (share of pairs whose chosen reward is higher).
+
+    dusk dpo --model runs/sft --data ultrafeedback --max-steps 50 --seq-len 512 --beta 0.1 --out runs/dpo
+"""
+
+import gc
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from dusk.atomic import atomic_output_file, check_output_dir
+from dusk.hashing import sha256_file
+from dusk.models.io import load_model, load_tokenizer, resolve_model
+from dusk.settings import cache_dir
+from dusk.train.batching import pad_collate, shift_targets
+from dusk.train.config import DPOConfig
+from dusk.train.data_source import load_records
+from dusk.train.loop import Example, Task, train
+from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
+from dusk.train.model import IGNORE, TargetLogProbs, check_seq_len, load_for_training
+from dusk.train.stage import finish, is_main_process, limit, load_eval_records, require_examples, split_heldout
+
+log = logging.getLogger(__name__)
+
+
+def tokenize_preferences(records: list[dict], tokenizer, seq_len: int) -> list[Example]:
+    """Pairs as token ids; a long prompt keeps its last half-of-seq_len tokens, responses are cut to fit."""
+    prompts = tokenizer([r["prompt"] for r in records], add_special_tokens=True)["input_ids"]
+    chosen = tokenizer([r["chosen"] for r in records], add_special_tokens=False)["input_ids"]
+    rejected = tokenizer([r["rejected"] for r in records], add_special_tokens=False)["input_ids"]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    examples = []
+    for prompt, good, bad in zip(prompts, chosen, rejected, strict=True):
+        if len(prompt) + max(len(good), len(bad)) + len(eos) > seq_len:
+            prompt = prompt[-(seq_len // 2) :]
+        room = seq_len - len(prompt)
+        examples.append({"prompt": prompt, "chosen": (good + eos)[:room], "rejected": (bad + eos)[:room]})
+    return examples
+
+
+def _rows(examples: list[Example]) -> list[Example]:
+    """The 2B sequences of a batch: every prompt+chosen, then every prompt+rejected (loss on responses)."""
+    rows = []
+    for side in ("chosen", "rejected"):
+        for ex in examples:
+            ids = ex["prompt"] + ex[side]
+            rows.append({"input_ids": ids, "targets": shift_targets(ids, len(ex["prompt"]))})
+    return rows
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
+    batch = pad_collate(_rows(examples), pad_id)
+    batch["lengths"] = torch.tensor([len(ex[s]) for s in ("chosen", "rejected") for ex in examples], dtype=torch.float)
+    if "ref_chosen" in examples[0]:
+        batch["ref"] = torch.tensor([ex[f"ref_{s}"] for s in ("chosen", "rejected") for ex in examples])
+    return batch
+
+
+def policy_logps(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """Summed response log-probs of the batch's 2B rows [2B]."""
+    targets = batch["targets"]
+    token_logps = model(input_ids=batch["input_ids"], targets=targets, position_ids=batch["position_ids"])
+    rows = torch.arange(targets.shape[0]).unsqueeze(1).expand_as(targets)[targets != IGNORE]
+    return sequence_logps(token_logps, rows, targets.shape[0])
+
+
+def dpo_task(cfg: DPOConfig, pad_id: int) -> Task:
+    loss_fn = PREFERENCE_LOSSES[cfg.loss_type]
+
+    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        policy, ref = policy_logps(model, batch), batch["ref"]
+        if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
+            policy, ref = policy / batch["lengths"], ref / batch["lengths"]
+        half = policy.shape[0] // 2
+        losses, good, bad = loss_fn(policy[:half], policy[half:], ref[:half], ref[half:], cfg.beta)
+        metrics = {
+            "reward_chosen": good.sum(),
+            "reward_rejected": bad.sum(),
+            "reward_margin": (good - bad).sum(),
+            "reward_accuracy": (good > bad).float().sum(),
+        }
+        return losses.sum(), metrics
+
+    return Task(
+        name="dpo",
+        collate=lambda examples: collate(examples, pad_id),
+        loss=loss,
+        units=lambda ex: 1,
+        tokens=lambda ex: 2 * len(ex["prompt"]) + len(ex["chosen"]) + len(ex["rejected"]),
+    )
+
+
+def model_hash(model_dir: Path) -> str:
+    """sha256 over a model's config and weight files (the reference's identity in the cache key)."""
+    digest = hashlib.sha256()
+    files = [Path(model_dir) / "config.json", *sorted(Path(model_dir).glob("*.safetensors"))]
+    for path in files:
+        digest.update(path.name.encode() + sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def data_hash(examples: list[Example]) -> str:
+    """sha256 of the tokenized pairs (so tokenizer, template and truncation are all in the key)."""
+    payload = json.dumps([[ex["prompt"], ex["chosen"], ex["rejected"]] for ex in examples])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def compute_reference(ref_dir: Path, examples: list[Example], batch_size: int, pad_id: int) -> torch.Tensor:
+    """[N, 2] summed response log-probs (chosen, rejected) of the reference model, in float32."""
+    model = TargetLogProbs(load_model(ref_dir, dtype="float32"))
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            logps = policy_logps(model, collate(chunk, pad_id))
+            out.append(torch.stack([logps[: len(chunk)], logps[len(chunk) :]], dim=1))
+    del model
+    gc.collect()
+    return torch.cat(out).float()
+
+
+def reference_logps(ref_dir: Path, examples: list[Example], cfg: DPOConfig, pad_id: int) -> tuple[torch.Tensor, dict]:
+    """Cached reference log-probs [N, 2] and the cache entry's description (keys, path, hit or computed)."""
+    ref_key, data_key = model_hash(ref_dir), data_hash(examples)
+    root = cfg.ref_cache or cache_dir() / "dpo_ref"
+    path = root / f"{ref_key[:20]}-{data_key[:20]}.safetensors"
+    info = {"reference_model": str(ref_dir), "reference_hash": ref_key, "data_hash": data_key, "cache": str(path)}
+    info["cache_hit"] = path.exists()
+    if not path.exists() and is_main_process():
+        values = compute_reference(ref_dir, examples, cfg.batch_size, pad_id)
+        with atomic_output_file(path) as tmp:
+            save_file({"logps": values}, tmp, metadata={"reference_hash": ref_key, "data_hash": data_key})
+    _barrier()
+    return load_file(path)["logps"], info
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def attach_reference(examples: list[Example], logps: torch.Tensor) -> None:
+    for ex, (good, bad) in zip(examples, logps.tolist(), strict=True):
+        ex["ref_chosen"], ex["ref_rejected"] = good, bad
+
+
+def examples_for(cfg: DPOConfig, tokenizer) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) tokenized pairs."""
+    records = load_records(cfg.data, "preference")
+    examples = tokenize_preferences(records, tokenizer, cfg.seq_len)
+    require_examples(examples, "dpo", len(records), 0, "no records")
+    train_ex, eval_ex = split_heldout(examples, cfg)
+    eval_records = load_eval_records(cfg, "preference")
+    if eval_records is not None:
+        eval_ex = tokenize_preferences(eval_records, tokenizer, cfg.seq_len)[: cfg.eval_size or None]
+    return limit(train_ex, cfg), eval_ex
+
+
+def pad_id_of(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def train_pairs(
+    cfg: DPOConfig, model_dir: Path, ref_dir: Path, train_ex: list[Example], eval_ex: list[Example], tokenizer
+) -> Path:
+    """One DPO run on given pairs: reference log-probs (cached), then the policy trained alone; writes cfg.out."""
+    pad_id = pad_id_of(tokenizer)
+    logps, info = reference_logps(ref_dir, train_ex + eval_ex, cfg, pad_id)
+    attach_reference(train_ex + eval_ex, logps)
+    lm, peft_model = load_for_training(model_dir, cfg)
+    result = train(cfg, TargetLogProbs(lm), dpo_task(cfg, pad_id), train_ex, eval_ex)
+    extra = {"stage": "dpo", "train_pairs": len(train_ex), "eval_pairs": len(eval_ex), "reference": info}
+    return finish(cfg, lm, peft_model, model_dir, result, extra)
+
+
+def run(cfg: DPOConfig) -> Path:
+    """DPO of cfg.model on cfg.data against cfg.ref_model (default: the model itself)."""
+    check_output_dir(cfg.out, cfg.force)
+    model_dir = resolve_model(cfg.model)
+    ref_dir = resolve_model(cfg.ref_model) if cfg.ref_model else model_dir
+    check_seq_len(model_dir, cfg.seq_len)
+    tokenizer = load_tokenizer(model_dir)
+    train_ex, eval_ex = examples_for(cfg, tokenizer)
+    return train_pairs(cfg, model_dir, ref_dir, train_ex, eval_ex, tokenizer)

@@ -1,0 +1,308 @@
+"""The one training loop of dusk: pretraining, SFT and DPO differ only in their `Task` (collate + loss).
+
+AdamW with warmup and a cosine/linear decay, gradient accumulation and clipping, fp32 or bf16 autocast, a
+progress bar (loss, lr, tokens/s, ETA), a JSONL line per step, held-out evaluation every N steps, atomic
+checkpoints every N steps and exact resume (weights, optimizer, RNG, data position; the lr is a function of the
+step). Data parallel through `accelerate launch` (DDP): the global batch is batch_size x grad_accum x processes,
+and every loss is a sum divided by the units (tokens or pairs) of the whole global batch, so one process with the
+same global batch takes the same step.
+
+    dusk sft --model tiny-llama --data pairs.jsonl --max-steps 20 --save-every 10 --out runs/sft
+"""
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dusk.errors import DuskError
+from dusk.train import checkpoint
+from dusk.train.config import TrainConfig
+
+Example = dict[str, Any]
+Batch = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """What differs between trainers: how examples become a batch and what a batch's loss is."""
+
+    name: str
+    collate: Callable[[list[Example]], Batch]
+    # (loss summed over the batch's units, other metrics summed over the same units)
+    loss: Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+    units: Callable[[Example], int]  # loss units of one example: target tokens, or 1 per preference pair
+    tokens: Callable[[Example], int]  # tokens the model reads for one example (throughput)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports: steps taken, last losses, last held-out metrics, where the log is."""
+
+    steps: int
+    train_loss: float
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    log_path: Path | None = None
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimizer step `step` (0-based): linear warmup, then cosine/linear decay to min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    if cfg.schedule == "cosine":
+        factor = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    elif cfg.schedule == "linear":
+        factor = 1 - (1 - cfg.min_lr_ratio) * progress
+    else:
+        factor = 1.0
+    return cfg.lr * factor
+
+
+class DataOrder:
+    """The stream of example indices: one seeded permutation per epoch, concatenated; position p is exact."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self._perms: dict[int, list[int]] = {}
+
+    def _perm(self, epoch: int) -> list[int]:
+        if epoch not in self._perms:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            self._perms = {epoch: torch.randperm(self.size, generator=generator).tolist()}
+        return self._perms[epoch]
+
+    def take(self, start: int, count: int) -> list[int]:
+        return [self._perm(p // self.size)[p % self.size] for p in range(start, start + count)]
+
+
+def build_optimizer(lm: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not on norms and biases)."""
+    params = [p for p in lm.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.adam_betas)
+
+
+def evaluate(model: nn.Module, task: Task, examples: list[Example], batch_size: int) -> dict[str, float]:
+    """Held-out loss (and task metrics), averaged over units, without gradients."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    units = 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            loss, metrics = task.loss(model, task.collate(chunk))
+            units += sum(task.units(ex) for ex in chunk)
+            for name, value in {"loss": loss, **metrics}.items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+    model.train(was_training)
+    return {f"eval_{name}": value / max(units, 1) for name, value in totals.items()}
+
+
+class StepLog:
+    """The JSONL log of a run (main process only); on resume, lines after the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if resume_step is not None and path.exists():
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+@dataclass
+class _Run:
+    """The live state of one run, shared by the small functions below."""
+
+    cfg: TrainConfig
+    task: Task
+    accelerator: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    order: DataOrder
+    train_examples: list[Example]
+    log: StepLog
+    step: int = 0
+    tokens: int = 0
+    last_checkpoint: Path | None = None
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.batch_size * self.cfg.grad_accum * self.accelerator.num_processes
+
+
+def _train_step(run: _Run) -> dict[str, Any]:
+    """One optimizer step over the global batch of `run.step`; returns the logged record."""
+    cfg, acc = run.cfg, run.accelerator
+    lr = lr_at(run.step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    indices = run.order.take(run.step * run.global_batch, run.global_batch)
+    examples = [run.train_examples[i] for i in indices]
+    total_units = max(1, sum(run.task.units(ex) for ex in examples))
+    per_micro = cfg.batch_size * acc.num_processes
+    sums = torch.zeros(2)  # [loss sum, tokens] of this process
+    metric_sums: dict[str, torch.Tensor] = {}
+    for micro in range(cfg.grad_accum):
+        start = micro * per_micro + acc.process_index * cfg.batch_size
+        local = examples[start : start + cfg.batch_size]
+        sync = nullcontext() if micro == cfg.grad_accum - 1 else acc.no_sync(run.model)
+        with sync, acc.autocast():
+            loss, metrics = run.task.loss(run.model, run.task.collate(local))
+            acc.backward(loss * acc.num_processes / total_units)
+        sums += torch.tensor([loss.detach().float().item(), sum(run.task.tokens(ex) for ex in local)])
+        for name, value in metrics.items():
+            metric_sums[name] = metric_sums.get(name, 0.0) + value.detach().float()
+    names = sorted(metric_sums)
+    local_totals = torch.cat([sums, torch.stack([metric_sums[n] for n in names]) if names else torch.zeros(0)])
+    totals = acc.reduce(local_totals.to(acc.device), reduction="sum").cpu()
+    loss_value = totals[0].item() / total_units
+    grad_norm = _clip(run, cfg.max_grad_norm)
+    if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+        _stop_on_nan(run, loss_value, grad_norm)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.tokens += int(totals[1].item())
+    record = {"step": run.step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm, "tokens": run.tokens}
+    record.update({n: totals[2 + i].item() / total_units for i, n in enumerate(names)})
+    return record
+
+
+def _clip(run: _Run, max_norm: float) -> float:
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    if max_norm > 0:
+        return float(run.accelerator.clip_grad_norm_(params, max_norm))
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def _stop_on_nan(run: _Run, loss: float, grad_norm: float) -> None:
+    kept = f"the last good checkpoint is {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint was written"
+    raise DuskError(
+        f"training stopped at step {run.step + 1}: loss {loss}, gradient norm {grad_norm} (not finite); "
+        f"{kept}; lower --lr or check the data, then --resume"
+    )
+
+
+def _save(run: _Run, lm: nn.Module) -> None:
+    acc = run.accelerator
+    if acc.is_main_process:
+        state = {
+            "step": run.step,
+            "data_position": run.step * run.global_batch,
+            "num_processes": acc.num_processes,
+            "tokens": run.tokens,
+            "config": run.cfg.model_dump(mode="json"),
+        }
+        run.last_checkpoint = checkpoint.save_checkpoint(
+            run.cfg.work_dir, lm, run.optimizer, state, run.cfg.keep_checkpoints
+        )
+    acc.wait_for_everyone()
+
+
+def _resume(run: _Run, lm: nn.Module) -> int | None:
+    """Restore the run from its checkpoint when --resume is set; returns the step resumed at."""
+    cfg = run.cfg
+    if cfg.resume is None:
+        return None
+    path = checkpoint.resolve_resume(cfg.work_dir, cfg.resume)
+    checkpoint.check_same_config(path, cfg.model_dump(mode="json"))
+    state = checkpoint.load_checkpoint(path, lm, run.optimizer)
+    if state["num_processes"] != run.accelerator.num_processes:
+        raise DuskError(
+            f"cannot resume from {path}: it was written by {state['num_processes']} process(es), this run has "
+            f"{run.accelerator.num_processes}; the data position depends on the global batch"
+        )
+    run.step, run.tokens, run.last_checkpoint = state["step"], state["tokens"], path
+    return run.step
+
+
+def _make_accelerator(cfg: TrainConfig) -> Any:
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+
+
+def train(
+    cfg: TrainConfig,
+    model: nn.Module,
+    task: Task,
+    train_examples: list[Example],
+    eval_examples: list[Example],
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train `model` (a module whose trainable parameters are updated in place) for cfg.max_steps steps."""
+    if not train_examples:
+        raise DuskError(f"{task.name}: no training examples (--data {cfg.data})")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    acc = _make_accelerator(cfg)
+    optimizer = build_optimizer(model, cfg)
+    run = _Run(cfg, task, acc, model, optimizer, DataOrder(len(train_examples), cfg.seed), train_examples, None)
+    resumed = _resume(run, model)
+    run.log = StepLog(cfg.work_dir / "log.jsonl", resumed, acc.is_main_process)
+    run.model, run.optimizer = acc.prepare(model, optimizer)
+    return _run_steps(run, model, eval_examples, on_step)
+
+
+def _run_steps(
+    run: _Run, lm: nn.Module, eval_examples: list[Example], on_step: Callable[[dict[str, Any]], None] | None
+) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    cfg, acc = run.cfg, run.accelerator
+    eval_metrics = _maybe_eval(run, lm, eval_examples, at_start=True)
+    bar = tqdm(
+        total=cfg.max_steps, initial=run.step, desc=run.task.name, disable=not (cfg.progress and acc.is_main_process)
+    )
+    start, start_tokens, record = time.perf_counter(), run.tokens, {"loss": float("nan")}
+    while run.step < cfg.max_steps:
+        record = _train_step(run)
+        elapsed = time.perf_counter() - start
+        record["tokens_per_s"] = (run.tokens - start_tokens) / max(elapsed, 1e-9)
+        record["elapsed_s"] = elapsed
+        run.log.write(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{record['tokens_per_s']:.0f}")
+        if cfg.save_every and run.step % cfg.save_every == 0:
+            _save(run, lm)
+        if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.max_steps:
+            eval_metrics = _maybe_eval(run, lm, eval_examples)
+        if on_step is not None:
+            on_step(record)
+    bar.close()
+    eval_metrics = _maybe_eval(run, lm, eval_examples) or eval_metrics
+    seconds = time.perf_counter() - start
+    return TrainResult(run.step, record["loss"], eval_metrics, run.log.path, seconds, run.tokens - start_tokens)
+
+
+def _maybe_eval(run: _Run, lm: nn.Module, examples: list[Example], at_start: bool = False) -> dict[str, float]:
+    """Evaluate at step 0 (if eval_every is set) and whenever called later; logs an `eval` line."""
+    if not examples or (at_start and (not run.cfg.eval_every or run.step > 0)):
+        return {}
+    metrics = evaluate(lm, run.task, examples, run.cfg.batch_size)
+    run.log.write({"step": run.step, "kind": "eval", **metrics})
+    return metrics

@@ -1,0 +1,120 @@
+"""The model as the trainers see it: load for training (full or LoRA), score target tokens, save a plain HF dir.
+
+`TargetLogProbs` runs the decoder once and applies the LM head only where a token has a target (response tokens
+in SFT and DPO), so prompt positions never pay for the vocabulary projection.
+
+    dusk sft --model tiny-llama --data pairs.jsonl --lora --lora-targets q_proj v_proj --out runs/lora
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dusk.atomic import atomic_output_dir
+from dusk.errors import DuskError
+from dusk.models.io import copy_side_files, load_model, read_config
+from dusk.train.config import TrainConfig
+
+IGNORE = -100  # target id of positions without a loss
+
+
+class TargetLogProbs(nn.Module):
+    """Wrap a causal LM: forward(input_ids, targets) -> log p(target) at each position whose target is not IGNORE."""
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(
+        self, input_ids: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # input_ids, targets, position_ids: [B, T]; targets[b, t] is the token to predict after input_ids[b, :t+1]
+        hidden = self.lm.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+        keep = targets != IGNORE
+        logits = self.lm.get_output_embeddings()(hidden.last_hidden_state[keep])  # [n, vocab], only kept rows
+        return -F.cross_entropy(logits.float(), targets[keep], reduction="none")  # [n]
+
+
+def max_positions(model_dir: Path) -> int | None:
+    """The model's maximum sequence length from its config (None when the config does not say)."""
+    config = read_config(model_dir)
+    return config.get("max_position_embeddings") or config.get("n_positions")
+
+
+def check_seq_len(model_dir: Path, seq_len: int) -> None:
+    """Refuse a sequence length the model's position embeddings cannot reach."""
+    limit = max_positions(model_dir)
+    if limit is not None and seq_len > limit:
+        raise DuskError(
+            f"--seq-len {seq_len} is above the model's maximum {limit} (max_position_embeddings in "
+            f"{Path(model_dir) / 'config.json'}); use --seq-len {limit} or less"
+        )
+
+
+def linear_module_names(lm: nn.Module) -> list[str]:
+    """The distinct short names of Linear modules inside the transformer layers (LoRA target candidates)."""
+    names = {name.rsplit(".", 1)[-1] for name, module in lm.named_modules() if isinstance(module, nn.Linear)}
+    head = lm.get_output_embeddings()
+    head_names = {name.rsplit(".", 1)[-1] for name, module in lm.named_modules() if module is head}
+    return sorted(names - head_names)
+
+
+def add_lora(lm: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """Inject LoRA adapters (peft) in place; returns the PeftModel (used for saving the adapter and merging)."""
+    from peft import LoraConfig, get_peft_model
+
+    available = linear_module_names(lm)
+    targets = cfg.lora_targets or available
+    unknown = [name for name in targets if name not in available]
+    if unknown:
+        raise DuskError(
+            f"--lora-targets: no module named {', '.join(unknown)} in this model; "
+            f"its Linear modules are: {', '.join(available)}"
+        )
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(lm, lora)
+
+
+def load_for_training(model_dir: Path, cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
+    """(causal LM in train mode, PeftModel or None). LoRA init is seeded by cfg.seed."""
+    check_seq_len(model_dir, cfg.seq_len)
+    lm = load_model(model_dir, dtype="float32")
+    lm.config.use_cache = False
+    peft_model = None
+    if cfg.lora:
+        torch.manual_seed(cfg.seed)
+        peft_model = add_lora(lm, cfg)
+    lm.train()
+    return lm, peft_model
+
+
+def trainable_state(lm: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters the optimizer updates (all weights, or the LoRA adapters), by name; tied weights once."""
+    return {name: p.detach() for name, p in lm.named_parameters() if p.requires_grad}
+
+
+def save_trained(
+    lm: nn.Module, peft_model: nn.Module | None, source_dir: Path, out: Path, force: bool, extra: dict[str, Any]
+) -> Path:
+    """Write the trained model as a plain HF directory (merged if LoRA, adapter in out/adapter) plus side files."""
+    with atomic_output_dir(out, force=force) as tmp:
+        if peft_model is not None:
+            peft_model.save_pretrained(tmp / "adapter")
+            lm = peft_model.merge_and_unload()
+        lm.config.use_cache = True
+        lm.save_pretrained(tmp)
+        copy_side_files(source_dir, tmp)
+        for name, value in extra.items():
+            text = value if isinstance(value, str) else json.dumps(value, indent=1, default=str) + "\n"
+            (tmp / name).write_text(text)
+    return Path(out)

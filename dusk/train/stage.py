@@ -1,0 +1,121 @@
+"""What the three stages share around the loop: the held-out split, the LM task, and writing the result.
+
+dusk pretrain --model tiny-llama --data input.txt --max-steps 5 --seq-len 64 --out runs/pt
+"""
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dusk.errors import DuskError
+from dusk.train.batching import count_targets, pad_collate
+from dusk.train.config import TrainConfig
+from dusk.train.data_source import Kind, load_records
+from dusk.train.loop import Example, Task, TrainResult
+from dusk.train.losses import causal_lm_loss_sum
+from dusk.train.model import save_trained
+
+log = logging.getLogger(__name__)
+
+
+def world_size() -> int:
+    """Processes of this run (set by `accelerate launch` / torchrun), known before the loop starts."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_eval_records(cfg: TrainConfig, kind: Kind) -> list[dict] | None:
+    """Records of --eval-data, or None when the held-out set comes out of the training data."""
+    return load_records(cfg.eval_data, kind) if cfg.eval_data else None
+
+
+def split_heldout(examples: list[Example], cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
+    """(train, held-out): a seeded draw of eval_size examples, if at least as many remain for training."""
+    if cfg.eval_data or cfg.eval_size == 0:
+        return examples, []
+    if len(examples) < 2 * cfg.eval_size:
+        log.warning(
+            "only %d examples: no held-out set (need %d for --eval-size %d)",
+            len(examples),
+            2 * cfg.eval_size,
+            cfg.eval_size,
+        )
+        return examples, []
+    generator = torch.Generator().manual_seed(cfg.seed)
+    held = set(torch.randperm(len(examples), generator=generator)[: cfg.eval_size].tolist())
+    train = [ex for i, ex in enumerate(examples) if i not in held]
+    return train, [ex for i, ex in enumerate(examples) if i in held]
+
+
+def limit(examples: list[Example], cfg: TrainConfig) -> list[Example]:
+    return examples[: cfg.max_examples] if cfg.max_examples else examples
+
+
+def require_examples(examples: list[Example], what: str, records: int, dropped: int, reason: str) -> None:
+    """Refuse an empty training set, saying how many records there were and why they were dropped."""
+    if not examples:
+        raise DuskError(f"{what}: no training examples left: {records} record(s), {dropped} dropped ({reason})")
+
+
+def lm_task(name: str, pad_id: int) -> Task:
+    """Next-token loss on every target token: continued pretraining and SFT (targets already masked)."""
+
+    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        token_logps = model(input_ids=batch["input_ids"], targets=batch["targets"], position_ids=batch["position_ids"])
+        return causal_lm_loss_sum(token_logps), {}
+
+    return Task(
+        name=name,
+        collate=lambda examples: pad_collate(examples, pad_id),
+        loss=loss,
+        units=count_targets,
+        tokens=lambda ex: len(ex["input_ids"]),
+    )
+
+
+def finish(
+    cfg: TrainConfig, lm: torch.nn.Module, peft_model: Any, source_dir: Path, result: TrainResult, extra: dict
+) -> Path:
+    """Write the trained model and its training record (main process only); every process returns the path."""
+    if is_main_process():
+        summary = {
+            "stage": extra.pop("stage"),
+            "steps": result.steps,
+            "train_loss": result.train_loss,
+            "eval": result.eval_metrics,
+            "tokens": result.tokens,
+            "seconds": round(result.seconds, 2),
+            "source_model": str(source_dir),
+            "config": cfg.model_dump(mode="json"),
+            **extra,
+        }
+        files = {"dusk_train.json": summary}
+        if result.log_path is not None and result.log_path.exists():
+            files["dusk_train_log.jsonl"] = result.log_path.read_text()
+        save_trained(lm, peft_model, source_dir, cfg.out, cfg.force, files)
+    _barrier()
+    return cfg.out
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def copy_model_dir(source: Path, out: Path) -> None:
+    """A plain copy of a finished model directory (hard links where possible)."""
+    shutil.copytree(source, out, copy_function=_link_or_copy)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
