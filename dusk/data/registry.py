@@ -363,3 +363,10 @@ def benchmark_items(name: str) -> list[dict]:
         {"doc_id": item.doc_id, "question": item.question, "answer": item.answer}
         for item in benchmark_items_for([name])
     ]
+
+
+def record_count(info: DatasetInfo) -> int:
+    """Records in the local files (rows as stored; a benchmark's scored items)."""
+    if info.kind == "benchmark":
+        return len(benchmark_items(info.name))
+    return len(load_raw(info.name))
