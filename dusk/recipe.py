@@ -200,18 +200,19 @@ def _resolve_refs(name: str, values: dict, all_names: set[str]) -> dict[str, tup
     explicit = dict(_mapping(values.pop("inputs", None), f"stage {name}: inputs"))
     if "from" in values:
         explicit[kind.inputs[0]] = values.pop("from")
+    input_fields = (*kind.inputs, *kind.data_inputs)
     for target_field, stages in explicit.items():
-        if target_field not in kind.inputs:
+        if target_field not in input_fields:
             raise DuskError(
                 f"stage {name}: field {target_field!r} does not take a stage's output; input fields of "
-                f"{kind.name}: {', '.join(kind.inputs)}"
+                f"{kind.name}: {', '.join(input_fields)}"
             )
         for stage in _names(stages):
             if stage not in all_names:
                 known = ", ".join(sorted(all_names))
                 raise DuskError(f"stage {name}: input stage {stage!r} does not exist; stages: {known}")
         values[target_field] = stages
-    for input_field in kind.inputs:
+    for input_field in input_fields:
         if input_field in values:
             found = tuple(v for v in _names(values[input_field]) if isinstance(v, str) and v in all_names)
             if found:

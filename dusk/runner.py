@@ -26,7 +26,7 @@ from dusk import __version__
 from dusk.errors import DuskError
 from dusk.hashing import sha256_dir, sha256_file
 from dusk.recipe import Recipe, Stage
-from dusk.stages import get_kind, validate
+from dusk.stages import StagePaths, get_kind, validate
 from dusk.store import Artifact, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,19 @@ def artifact_path(run_dir: Path, stage: str) -> Path:
     return out
 
 
+def stage_paths(run_dir: Path, stage: str) -> StagePaths:
+    return StagePaths(artifact_path(run_dir, stage), run_dir.resolve() / "work" / stage, run_dir.resolve() / "cache")
+
+
 def cache_key(stage: Stage, inputs: dict[str, str], data_hashes: dict[str, str], memo: HashMemo) -> str:
     """Hash of the stage's settings, input artifacts, data files and dusk's version."""
     kind = get_kind(stage.kind)
     settings = dict(stage.settings)
-    for name in kind.inputs:
+    for name in (*kind.inputs, *kind.data_inputs):
         if name in settings and settings[name] is not None:
             values = settings[name] if isinstance(settings[name], list) else [settings[name]]
-            hashed = [inputs[v] if v in inputs else _external_hash(v, memo) for v in values]
+            refs = stage.refs.get(name, ())
+            hashed = [inputs[v] if v in refs else _external_hash(v, memo) if name in kind.inputs else v for v in values]
             settings[name] = hashed if isinstance(settings[name], list) else hashed[0]
     payload = {"kind": stage.kind, "settings": settings, "data": data_hashes, "dusk": __version__}
     return _sha(json.dumps(payload, sort_keys=True, default=str))
@@ -102,14 +107,16 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _data_hashes(stage: Stage, memo: HashMemo) -> dict[str, str]:
+def _data_hashes(stage: Stage, artifacts: dict[str, Path], memo: HashMemo) -> dict[str, str]:
+    """sha256 of every data file the stage reads (input stages' artifacts are hashed through their keys too)."""
     kind = get_kind(stage.kind)
-    cfg = validate(kind, stage.fields, f"stage {stage.name}")
+    cfg = validate(kind, _inputs(stage, artifacts), f"stage {stage.name}")
     return {str(path): memo.sha256(path) for path in kind.data_files(cfg)}
 
 
-def _resumable(store: Store, stage: Stage, key: str, out: Path) -> bool:
-    if not get_kind(stage.kind).resumable or not out.exists():
+def _resumable(store: Store, stage: Stage, key: str, paths: StagePaths) -> bool:
+    check = get_kind(stage.kind).has_checkpoint
+    if check is None or not check(paths.work):
         return False
     last = store.last_attempt(stage.name)
     return last is not None and last["cache_key"] == key and last["state"] in ("running", "failed")
@@ -119,19 +126,21 @@ def plan(recipe: Recipe, run_dir: Path, store: Store) -> list[PlanItem]:
     """Each stage's cache key (when its inputs are known) and state: cached, resumable or to run."""
     memo = HashMemo(run_dir / "state" / "hashes.json")
     hashes: dict[str, str] = {}  # stage -> artifact sha256, for stages that are cached
+    artifacts: dict[str, Path] = {}
     items = []
     for stage in recipe.stages.values():
         out = artifact_path(run_dir, stage.name)
         if any(dep not in hashes for dep in stage.depends):
             items.append(PlanItem(stage, None, TO_RUN, out))
             continue
-        key = cache_key(stage, hashes, _data_hashes(stage, memo), memo)
+        key = cache_key(stage, hashes, _data_hashes(stage, artifacts, memo), memo)
         artifact = store.artifact(key)
         if artifact is not None and Path(artifact.path).exists():
             hashes[stage.name] = artifact.sha256
+            artifacts[stage.name] = get_kind(stage.kind).output(Path(artifact.path))
             items.append(PlanItem(stage, key, CACHED, Path(artifact.path)))
         else:
-            state = RESUMABLE if _resumable(store, stage, key, out) else TO_RUN
+            state = RESUMABLE if _resumable(store, stage, key, stage_paths(run_dir, stage.name)) else TO_RUN
             items.append(PlanItem(stage, key, state, out))
     return items
 
@@ -188,6 +197,13 @@ def _inputs(stage: Stage, artifacts: dict[str, Path]) -> dict[str, Any]:
     return fields
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
 def _artifact_hash(path: Path) -> str:
     return sha256_file(path) if path.is_file() else sha256_dir(path)
 
@@ -207,26 +223,28 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
     """Run one stage (or take it from the cache); record it; return its final state."""
     stage = item.stage
     kind = get_kind(stage.kind)
-    key = item.key or cache_key(stage, ctx.hashes, _data_hashes(stage, ctx.memo), ctx.memo)
+    key = item.key or cache_key(stage, ctx.hashes, _data_hashes(stage, ctx.artifacts, ctx.memo), ctx.memo)
     cached = ctx.store.artifact(key)
     if cached is not None and Path(cached.path).exists():
         refs = {name: list(names) for name, names in stage.refs.items()}
         ctx.store.stage_started(ctx.run_id, stage.name, position, stage.kind, key, CACHED, stage.settings, refs)
         ctx.store.stage_cached(ctx.run_id, stage.name)
-        ctx.artifacts[stage.name], ctx.hashes[stage.name] = Path(cached.path), cached.sha256
+        ctx.artifacts[stage.name], ctx.hashes[stage.name] = kind.output(Path(cached.path)), cached.sha256
         return CACHED
-    out = artifact_path(ctx.run_dir, stage.name)
-    resume = _resumable(ctx.store, stage, key, out)
+    paths = stage_paths(ctx.run_dir, stage.name)
+    out = paths.out
+    resume = _resumable(ctx.store, stage, key, paths)
     refs = {name: list(names) for name, names in stage.refs.items()}
     ctx.store.stage_started(ctx.run_id, stage.name, position, stage.kind, key, "running", stage.settings, refs)
     ctx.store.forget_artifacts_at(str(out))
-    if not resume and out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    if not resume:
+        _remove(out)
+        _remove(paths.work)
     started = time.perf_counter()
     try:
         with stage_log(ctx.run_dir / "logs" / f"{stage.name}.log"):
             log.info("stage %s (%s) key %s%s", stage.name, stage.kind, key, " (resuming)" if resume else "")
-            cfg = kind.prepare(validate(kind, _inputs(stage, ctx.artifacts), f"stage {stage.name}"), out, resume)
+            cfg = kind.prepare(validate(kind, _inputs(stage, ctx.artifacts), f"stage {stage.name}"), paths, resume)
             kind.run(cfg)
             result = kind.collect(out, cfg)
             digest = _artifact_hash(out)
@@ -237,7 +255,7 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
     state = "resumed" if resume else "ran"
     artifact = Artifact(key, stage.name, stage.kind, str(out), digest, result.parameters)
     ctx.store.stage_completed(ctx.run_id, stage.name, state, time.perf_counter() - started, artifact, result)
-    ctx.artifacts[stage.name], ctx.hashes[stage.name] = out, digest
+    ctx.artifacts[stage.name], ctx.hashes[stage.name] = kind.output(out), digest
     return state
 
 

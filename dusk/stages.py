@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from dusk.errors import DuskError
 from dusk.store import Score, StageResult, TrainingSummary
 
-RUNNER_FIELDS = frozenset({"out", "force", "resume"})  # the runner sets these; recipes may not
+# The runner sets these (every path a stage writes lies under the run directory); recipes may not.
+RUNNER_FIELDS = frozenset({"out", "force", "resume", "run_dir", "ref_cache"})
 PLACEHOLDER_OUT = Path("/dusk-run-dir/placeholder")
 
 
@@ -37,6 +38,15 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class StagePaths:
+    """Where a stage writes, all inside the run directory."""
+
+    out: Path  # the artifact: a model directory, an eval's output directory or a data file
+    work: Path  # checkpoints and step logs of resumable stages
+    cache: Path  # caches shared by the run's stages (e.g. DPO reference log-probs)
+
+
+@dataclass(frozen=True)
 class StageKind:
     """How the runner drives one kind of stage."""
 
@@ -44,13 +54,15 @@ class StageKind:
     summary: str
     schema: Callable[[], type]  # the recipe-facing fields: a pydantic model or a dataclass (imported lazily)
     run: Callable[[Any], Path]  # the stage's own run(cfg) -> Path
-    prepare: Callable[[Any, Path, bool], Any]  # (validated fields, artifact path, resume?) -> the stage's config
+    prepare: Callable[[Any, StagePaths, bool], Any]  # (validated fields, paths, resume?) -> the stage's config
     collect: Callable[[Path, Any], StageResult]  # (artifact, config) -> what goes into the results store
-    inputs: tuple[str, ...] = ("model",)  # fields that may name earlier stages; `from:` fills the first one
+    inputs: tuple[str, ...] = ("model",)  # model fields that may name earlier stages; `from:` fills the first one
+    data_inputs: tuple[str, ...] = ()  # data fields that may name earlier (data) stages, else a dataset or file
     data_files: Callable[[Any], list[Path]] = lambda cfg: []  # files whose bytes enter the cache key
-    resumable: bool = False  # the stage continues from a checkpoint in its artifact path when resume=True
+    has_checkpoint: Callable[[Path], bool] | None = None  # resumable kinds: does this work directory hold one?
     normalize: Callable[[dict], dict] = lambda raw: raw  # recipe shorthands -> schema values (e.g. "h6" -> ["h6"])
     artifact: str = "model"  # what the artifact path holds: model, eval, data
+    output: Callable[[Path], Path] = lambda out: out  # what later stages read, given the artifact path
 
 
 # fields and validation --------------------------------------------------------------------------------------------
@@ -234,9 +246,10 @@ def _upscale_schema() -> type:
     return UpscaleStage
 
 
-def _upscale_prepare(fields: Any, out: Path, _resume: bool) -> Any:
+def _upscale_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
     from dusk.models import upscale
 
+    out = paths.out
     if fields.slices is not None:
         return upscale.UpscaleConfig(
             slices=fields.slices, out=out, force=True, dtype=fields.dtype, shard_size=fields.shard_size
@@ -282,8 +295,130 @@ def _eval_data_files(cfg: Any) -> list[Path]:
     return sorted(files)
 
 
-def _set_out(fields: Any, out: Path, resume: bool) -> Any:
-    return with_runner_fields(fields, out=out, force=True, resume=resume)
+def _set_out(fields: Any, paths: StagePaths, _resume: bool) -> Any:
+    return with_runner_fields(fields, out=paths.out, force=True)
+
+
+def _train_module(module: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"dusk.train.{module}")
+
+
+def _train_prepare(fields: Any, paths: StagePaths, resume: bool) -> Any:
+    return with_runner_fields(
+        fields,
+        out=paths.out,
+        force=True,
+        run_dir=paths.work,
+        resume="latest" if resume else None,
+        ref_cache=paths.cache / "dpo_ref",
+    )
+
+
+def _train_result(artifact: Path, _cfg: Any = None) -> StageResult:
+    summary = read_training_log(artifact / "dusk_train_log.jsonl")
+    record_path = artifact / "dusk_train.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        summary = summary or TrainingSummary(record.get("steps", 0), None, None, None, None)
+        summary.final_loss = record.get("train_loss", summary.final_loss)
+        summary.tokens = record.get("tokens", summary.tokens)
+        summary.seconds = record.get("seconds", summary.seconds)
+        summary.detail = {k: v for k, v in record.items() if k not in ("config",)}
+    return StageResult(training=summary, parameters=model_parameters(artifact))
+
+
+def data_paths(value: str | None) -> list[Path]:
+    """The files behind a `data` value: the file itself, or a registry dataset's local files."""
+    if not value:
+        return []
+    path = Path(value).expanduser()
+    if path.is_file():
+        return [path]
+    from dusk.data.registry import get_info, local_files
+
+    return local_files(get_info(value))
+
+
+def _train_data_files(cfg: Any) -> list[Path]:
+    return [*data_paths(cfg.data), *data_paths(cfg.eval_data)]
+
+
+def _has_checkpoint(work: Path) -> bool:
+    return any(work.glob("**/checkpoints/step-*/state.json"))
+
+
+def _sdpo_result(artifact: Path, cfg: Any = None) -> StageResult:
+    """sDPO's steps as one curve (step numbers continue across the K steps); the final model's size."""
+    curve, offset, steps = [], 0, sorted(artifact.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    for step_dir in steps:
+        summary = read_training_log(step_dir / "dusk_train_log.jsonl")
+        if summary is not None:
+            curve += [(offset + step, loss) for step, loss in summary.curve]
+            offset += summary.steps
+    result = _train_result(artifact / "final", cfg)
+    if result.training is not None:
+        result.training.curve, result.training.steps = curve, offset
+        result.training.detail["sdpo_steps"] = len(steps)
+    return result
+
+
+def _sdpo_normalize(raw: dict) -> dict:
+    raw.setdefault("steps", 2)
+    return raw
+
+
+def _train_kind(name: str, summary: str, config: str, module: str, **extra: Any) -> StageKind:
+    def schema() -> type:
+        return getattr(_train_module("config"), config)
+
+    def run(cfg: Any) -> Path:
+        return _train_module(module).run(cfg)
+
+    options: dict[str, Any] = {
+        "prepare": _train_prepare,
+        "collect": _train_result,
+        "data_inputs": ("data", "eval_data"),
+        "data_files": _train_data_files,
+        "has_checkpoint": _has_checkpoint,
+        **extra,
+    }
+    return StageKind(name=name, summary=summary, schema=schema, run=run, **options)
+
+
+def _module_exists(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _optional_kinds() -> list[StageKind]:
+    """Kinds whose stage modules are installed (each area lands on its own schedule)."""
+    kinds = []
+    if _module_exists("dusk.train.pretrain"):
+        kinds.append(
+            _train_kind("pretrain", "continued pretraining on text (dusk pretrain)", "PretrainConfig", "pretrain")
+        )
+    if _module_exists("dusk.train.sft"):
+        kinds.append(_train_kind("sft", "supervised fine-tuning, loss on responses (dusk sft)", "SFTConfig", "sft"))
+    if _module_exists("dusk.train.dpo"):
+        kinds.append(
+            _train_kind("dpo", "DPO on preference pairs (dusk dpo)", "DPOConfig", "dpo", inputs=("model", "ref_model"))
+        )
+    if _module_exists("dusk.train.sdpo"):
+        kinds.append(
+            _train_kind(
+                "sdpo",
+                "staged DPO: K chunks, each step's reference is the previous step's model (dusk sdpo)",
+                "DPOConfig",
+                "sdpo",
+                normalize=_sdpo_normalize,
+                collect=_sdpo_result,
+                output=lambda out: out / "final",
+            )
+        )
+    return kinds
 
 
 KINDS: dict[str, StageKind] = {
@@ -308,6 +443,7 @@ KINDS: dict[str, StageKind] = {
             normalize=_eval_normalize,
             artifact="eval",
         ),
+        *_optional_kinds(),
     ]
 }
 
