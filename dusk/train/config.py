@@ -29,6 +29,9 @@ class TrainConfig(BaseModel):
     model: str = Field(description="built-in model name, Hugging Face model directory or .gguf file")
     data: str = Field(description="training data: a dataset name, a JSONL file of records, or a mixture YAML")
     out: Path = Field(description="output model directory (a plain Hugging Face model, written atomically)")
+    template: Literal["alpaca", "solar", "stanford_alpaca", "chat", "none"] = Field(
+        "alpaca", description="prompt rendering: alpaca (### User:/### Assistant:), chat (model's), none (pre-rendered)"
+    )
     eval_data: str | None = Field(None, description="held-out data (default: hold out --eval-size training records)")
     eval_size: int = Field(32, ge=0, description="records held out of the training data for evaluation")
     eval_every: int = Field(0, ge=0, description="evaluate on the held-out set every N steps and at step 0 (0: at end)")

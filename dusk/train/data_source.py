@@ -1,14 +1,18 @@
-"""Where the trainers get their records: the one small adapter between `--data` and the data layer.
+"""Where the trainers get their records: the one small adapter between `--data` and the data layer (dusk.data).
 
-The trainers consume plain records of three kinds:
-  text         {"text": str}                                        (continued pretraining)
-  instruction  {"prompt": str, "response": str}  (already rendered)  (SFT)
-  preference   {"prompt": str, "chosen": str, "rejected": str}      (DPO, sDPO)
+The trainers consume plain records of three kinds, with prompts already rendered into model text:
+  text         {"text": str}                                     (continued pretraining)
+  instruction  {"prompt": str, "response": str}                  (SFT)
+  preference   {"prompt": str, "chosen": str, "rejected": str}   (DPO, sDPO)
 
-`load_records(data_arg, kind)` accepts a JSONL (or JSON array) file of such records, or a plain `.txt` file (one
-text record), directly. Dataset names and mixture YAMLs go to the data layer (`dusk.data`), once it is installed.
+`load_records(data_arg, kind, template, tokenizer)`:
+1. reads normalized records: through `dusk.data.registry.load_records` (a dataset name such as `alpaca_gpt4`, or
+   a JSON/JSONL/TSV/text file in any format it detects) or `dusk.data.mixture` (a mixture `.yaml`); without the
+   data layer installed, only JSONL/JSON files of normalized records (and `.txt` for text) are read here;
+2. renders prompts with `template` (`dusk.data.templates`: `alpaca` = `### User:\n{prompt}\n\n### Assistant:\n`,
+   `stanford_alpaca`, `chat` = the model's chat template), or `none` when the prompts already are model text.
 
-    python -c "from dusk.train.data_source import load_records; print(len(load_records('pairs.jsonl', 'preference')))"
+    python -c "from dusk.train.data_source import load_records; print(load_records('alpaca_gpt4', 'instruction')[0])"
 """
 
 import importlib.util
@@ -27,16 +31,44 @@ FIELDS: dict[str, tuple[str, ...]] = {
 DATA_LAYER_MODULES = ("dusk.data.registry", "dusk.data.formats", "dusk.data.mixture")
 
 
-def load_records(data_arg: str, kind: Kind) -> list[dict]:
-    """Records of `kind` from a file path, a dataset name or a mixture YAML, checked for their fields."""
+def load_records(data_arg: str, kind: Kind, template: str = "none", tokenizer=None) -> list[dict]:
+    """Records of `kind` from a dataset name, a file or a mixture YAML, prompts rendered with `template`."""
+    records = _normalized(data_arg, kind)
+    records = [_checked(record, kind, data_arg, i) for i, record in enumerate(records)]
+    if kind == "text" or template == "none":
+        return records
+    return [_rendered(record, kind, template, tokenizer) for record in records]
+
+
+def _normalized(data_arg: str, kind: Kind) -> list[dict]:
     path = Path(data_arg).expanduser()
+    if data_layer_available():
+        if path.suffix in (".yaml", ".yml"):
+            from dusk.data.mixture import build, load_mixture
+
+            records, _stats = build(load_mixture(path).model_copy(update={"kind": kind}))
+            return records
+        from dusk.data.registry import load_records as registry_records
+
+        return registry_records(data_arg, kind=kind)
     if path.is_file() and path.suffix in (".jsonl", ".json"):
-        records = _read_json_records(path)
-    elif path.is_file() and path.suffix == ".txt" and kind == "text":
-        records = [{"text": path.read_text(encoding="utf-8", errors="replace")}]
-    else:
-        records = _from_data_layer(data_arg, kind)
-    return [_checked(record, kind, data_arg, i) for i, record in enumerate(records)]
+        return _read_json_records(path)
+    if path.is_file() and path.suffix == ".txt" and kind == "text":
+        return [{"text": path.read_text(encoding="utf-8", errors="replace")}]
+    raise DuskError(
+        f"--data {data_arg}: not a .jsonl/.json file of {kind} records ({', '.join(FIELDS[kind])}), "
+        "and dataset names and mixtures need the data layer (dusk.data.registry), which is not installed"
+    )
+
+
+def _rendered(record: dict, kind: Kind, template: str, tokenizer) -> dict:
+    from dusk.data.templates import render, render_preference
+
+    if kind == "instruction":
+        prompt, response = render(record, template, tokenizer)
+        return {"prompt": prompt, "response": response}
+    prompt, chosen, rejected = render_preference(record, template, tokenizer)
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
 def _read_json_records(path: Path) -> list[dict]:
@@ -75,13 +107,3 @@ def _checked(record: object, kind: Kind, source: str, index: int) -> dict:
 def data_layer_available() -> bool:
     """True once the data layer's registry, formats and mixture modules exist."""
     return all(importlib.util.find_spec(name) is not None for name in DATA_LAYER_MODULES)
-
-
-def _from_data_layer(data_arg: str, kind: Kind) -> list[dict]:
-    """Named datasets and mixture YAMLs, resolved and rendered to plain records by `dusk.data`."""
-    if not data_layer_available():
-        raise DuskError(
-            f"--data {data_arg}: not a .jsonl/.json file of {kind} records ({', '.join(FIELDS[kind])}), "
-            "and dataset names need the data layer (dusk.data.registry), which is not installed"
-        )
-    raise DuskError(f"--data {data_arg}: the data layer adapter is not written yet")

@@ -157,11 +157,11 @@ def attach_reference(examples: list[Example], logps: torch.Tensor) -> None:
 
 def examples_for(cfg: DPOConfig, tokenizer) -> tuple[list[Example], list[Example]]:
     """(train, held-out) tokenized pairs."""
-    records = load_records(cfg.data, "preference")
+    records = load_records(cfg.data, "preference", cfg.template, tokenizer)
     examples = tokenize_preferences(records, tokenizer, cfg.seq_len)
     require_examples(examples, "dpo", len(records), 0, "no records")
     train_ex, eval_ex = split_heldout(examples, cfg)
-    eval_records = load_eval_records(cfg, "preference")
+    eval_records = load_eval_records(cfg, "preference", tokenizer)
     if eval_records is not None:
         eval_ex = tokenize_preferences(eval_records, tokenizer, cfg.seq_len)[: cfg.eval_size or None]
     return limit(train_ex, cfg), eval_ex

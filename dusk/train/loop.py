@@ -243,7 +243,8 @@ def _resume(run: _Run, lm: nn.Module) -> int | None:
 def _make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+    # cpu=True when there is no GPU: processes started by `accelerate launch --multi_gpu` then use DDP over gloo
+    return Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no", cpu=not torch.cuda.is_available())
 
 
 def train(

@@ -41,11 +41,11 @@ def tokenize_pairs(records: list[dict], tokenizer, seq_len: int) -> tuple[list[E
 
 def examples_for(cfg: SFTConfig, tokenizer) -> tuple[list[Example], list[Example]]:
     """(train, held-out) examples; packed after the split when --packing, so held-out examples stay whole."""
-    records = load_records(cfg.data, "instruction")
+    records = load_records(cfg.data, "instruction", cfg.template, tokenizer)
     examples, dropped = tokenize_pairs(records, tokenizer, cfg.seq_len)
     require_examples(examples, "sft", len(records), dropped, f"prompt of --seq-len {cfg.seq_len} tokens or more")
     train_ex, eval_ex = split_heldout(examples, cfg)
-    eval_records = load_eval_records(cfg, "instruction")
+    eval_records = load_eval_records(cfg, "instruction", tokenizer)
     if eval_records is not None:
         eval_ex = tokenize_pairs(eval_records, tokenizer, cfg.seq_len)[0][: cfg.eval_size or None]
     train_ex = limit(train_ex, cfg)

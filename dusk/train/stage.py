@@ -31,9 +31,9 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def load_eval_records(cfg: TrainConfig, kind: Kind) -> list[dict] | None:
+def load_eval_records(cfg: TrainConfig, kind: Kind, tokenizer) -> list[dict] | None:
     """Records of --eval-data, or None when the held-out set comes out of the training data."""
-    return load_records(cfg.eval_data, kind) if cfg.eval_data else None
+    return load_records(cfg.eval_data, kind, cfg.template, tokenizer) if cfg.eval_data else None
 
 
 def split_heldout(examples: list[Example], cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
