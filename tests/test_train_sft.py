@@ -12,7 +12,7 @@ from dusk.train import sft
 from dusk.train.batching import count_targets, pad_collate
 from dusk.train.config import SFTConfig
 from dusk.train.model import IGNORE, TargetLogProbs
-from tests.train_fixtures import alpaca_pairs, log_lines, tiny_config, write_jsonl  # noqa: F401
+from tests.train_fixtures import alpaca_pairs, log_lines, single_thread, tiny_config, write_jsonl  # noqa: F401
 
 
 def test_sft_labels_mask_exactly_the_prompt_tokens(tiny_llama: Path) -> None:

@@ -71,3 +71,14 @@ def log_lines(path: Path, kind: str | None = None) -> list[dict]:
     """The JSONL step log (train lines, or only `kind` lines such as 'eval')."""
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     return [line for line in lines if line.get("kind") == kind]
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,0 +1,104 @@
+"""The loop's discipline: kill-and-resume gives the same curve, NaN stops with a kept checkpoint, config checks."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dusk.errors import DuskError
+from dusk.train import loop, pretrain, sft
+from dusk.train.checkpoint import list_checkpoints
+from dusk.train.config import PretrainConfig, SFTConfig, add_config_flags, config_from_args
+from tests.train_fixtures import alpaca_pairs, log_lines, shakespeare_text, single_thread, tiny_config  # noqa: F401
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the loop die (like a killed process) right after it finishes optimizer step `step`."""
+    real = loop._train_step
+
+    def dying(run):
+        record = real(run)
+        if run.step == step:
+            raise Killed
+        return record
+
+    monkeypatch.setattr(loop, "_train_step", dying)
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora-dropout"])
+def test_kill_and_resume_gives_the_same_loss_curve(
+    tiny_llama: Path,
+    alpaca_pairs: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lora: bool,
+) -> None:
+    options = dict(max_steps=6, save_every=2, grad_accum=2, batch_size=2, warmup_steps=2, lora=lora, lora_dropout=0.2)
+    whole = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "whole", **options)
+    sft.run(whole)
+    broken = whole.model_copy(update={"out": tmp_path / "broken"})
+    _kill_at(monkeypatch, 5)
+    with pytest.raises(Killed):
+        sft.run(broken)
+    assert not broken.out.exists() and [p.name for p in list_checkpoints(broken.work_dir)][-1] == "step-00000004"
+    monkeypatch.undo()
+    sft.run(broken.model_copy(update={"resume": "latest"}))
+    expected = [line["loss"] for line in log_lines(whole.work_dir / "log.jsonl")]
+    resumed = [line["loss"] for line in log_lines(broken.work_dir / "log.jsonl")]
+    assert len(resumed) == 6 and resumed == pytest.approx(expected, rel=1e-5)
+    assert (broken.out / "config.json").is_file()
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tiny_llama: Path,
+    shakespeare_text: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # lr 1e30: the first step is fine, it blows every weight up to ~1e30, and step 2's numbers overflow
+    cfg = tiny_config(PretrainConfig, tiny_llama, shakespeare_text, tmp_path / "pt", lr=1e30, save_every=1)
+    pattern = r"stopped at step 2: loss .*, gradient norm .*(nan|inf).*last good checkpoint is .*step-00000001"
+    with pytest.raises(DuskError, match=pattern):
+        pretrain.run(cfg)
+    assert [p.name for p in list_checkpoints(cfg.work_dir)] == ["step-00000001"]
+    assert not cfg.out.exists()
+
+
+def test_pretrain_loss_goes_down_on_real_text(tiny_llama: Path, shakespeare_text: Path, tmp_path: Path) -> None:  # noqa: F811
+    cfg = tiny_config(
+        PretrainConfig, tiny_llama, shakespeare_text, tmp_path / "pt", max_steps=10, eval_size=8, eval_every=10, lr=5e-3
+    )
+    pretrain.run(cfg)
+    evals = log_lines(cfg.work_dir / "log.jsonl", "eval")
+    assert evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 0.5
+    steps = log_lines(cfg.work_dir / "log.jsonl")
+    assert [s["tokens"] for s in steps] == [4 * 64 * (i + 1) for i in range(10)]  # fixed-length packed sequences
+
+
+def test_resume_with_a_different_config_says_what_differs(tiny_llama, alpaca_pairs, tmp_path) -> None:  # noqa: F811
+    cfg = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "a", max_steps=2, save_every=2)
+    sft.run(cfg)
+    changed = cfg.model_copy(update={"lr": 1e-3, "batch_size": 2, "resume": "latest", "force": True})
+    with pytest.raises(
+        DuskError, match=r"different config \(batch_size: checkpoint 4, now 2; lr: checkpoint 0.003, now"
+    ):
+        sft.run(changed)
+
+
+def test_yaml_config_and_flags_merge(tmp_path: Path) -> None:
+    import argparse
+
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump({"model": "tiny-llama", "data": "d.jsonl", "out": "runs/x", "lr": 1e-4}))
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, SFTConfig)
+    cfg = config_from_args(SFTConfig, parser.parse_args(["--config", str(path), "--lr", "3e-4", "--packing"]))
+    assert (cfg.model, cfg.lr, cfg.packing, cfg.max_steps) == ("tiny-llama", 3e-4, True, 100)
+    resume = config_from_args(SFTConfig, parser.parse_args(["--config", str(path), "--resume"]))
+    assert resume.resume == "latest"
+    path.write_text(yaml.safe_dump({"model": "m", "data": "d", "out": "o", "learning_rate": 1}))
+    with pytest.raises(DuskError, match=r"unknown field\(s\) learning_rate; known fields: model, data"):
+        config_from_args(SFTConfig, parser.parse_args(["--config", str(path)]))
