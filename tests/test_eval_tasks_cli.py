@@ -42,7 +42,7 @@ def test_eval_writes_results_and_samples(tiny_llama: Path, tmp_path: Path, data:
     ]
     assert results["groups"]["h6"]["value"] == pytest.approx(sum(headlines) / 6)
     settings = results["settings"]
-    assert settings["mode"] == "harness" and settings["limit"] == 2 and settings["seeds"]["fewshot_seed"] == 1234
+    assert settings["mode"] == "harness" and settings["limit"] == 1 and settings["seeds"]["fewshot_seed"] == 1234
     assert len(settings["model_dir_sha256"]) == 64 and any("gsm8k/test.jsonl" in f for f in settings["data_files"])
     lines = [json.loads(line) for line in (out / "samples_arc_challenge.jsonl").read_text().splitlines()]
     assert [line["doc_id"] for line in lines] == [0]
