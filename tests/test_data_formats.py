@@ -154,3 +154,15 @@ def test_format_detection():
         ]
     }
     assert convert("messages", sharegpt) == {"prompt": "Q", "response": "A", "system": "S"}
+
+
+def test_missing_local_files_never_reach_the_hub_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("DUSK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DuskError, match="alpaca.*not found under.*hub is offline"):
+        load_records("alpaca")
+    with pytest.raises(DuskError, match="flan_cot.*no hub copy"):
+        load_records("flan_cot")
+    monkeypatch.delenv("DUSK_DATA_DIR")
+    with pytest.raises(DuskError, match="set DUSK_DATA_DIR"):
+        load_records("dolly")
