@@ -1,0 +1,74 @@
+"""CLI for `dusk merge`: a mergekit-style YAML config, or the short form naming the models and the method.
+
+dusk merge merge.yaml --out runs/merged [--force] [--shard-size 2GiB]
+dusk merge runs/sft-v3 runs/sft-v4 --method linear --weights 0.5,0.5 --out runs/sft-v3+v4
+"""
+
+import argparse
+from pathlib import Path
+
+from dusk.errors import DuskError
+
+SHORT_FORM_FLAGS = ("method", "weights", "base", "density", "t")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    merge = subparsers.add_parser(
+        "merge",
+        help="merge models (linear, task_arithmetic, ties, dare_ties, dare_linear, slerp, passthrough)",
+        description="Merge models from a mergekit-style YAML config (CONFIG.yaml), or name the models "
+        "and the method directly (MODEL MODEL ... --method M).",
+    )
+    merge.add_argument("inputs", nargs="+", metavar="CONFIG.yaml | MODEL", help="a merge config, or the models")
+    merge.add_argument("--out", type=Path, required=True, help="output model directory")
+    merge.add_argument("--force", action="store_true", help="replace an existing output directory")
+    merge.add_argument("--shard-size", default="2GiB", help="maximum safetensors shard size (default 2GiB)")
+    merge.add_argument("--method", help="short form: merge method (default linear)")
+    merge.add_argument("--weights", help="short form: comma-separated weight per model (default equal)")
+    merge.add_argument("--base", help="short form: base model (task_arithmetic, ties, dare_*, slerp)")
+    merge.add_argument("--density", type=float, help="short form: fraction of each task vector kept, in (0, 1]")
+    merge.add_argument("--t", type=float, help="short form: slerp position (0 = base, 1 = the other model)")
+    merge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast inputs to this dtype")
+    merge.add_argument("--seed", type=int, help="random seed for DARE (default 0)")
+    merge.set_defaults(handler=_merge)
+
+
+def _weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise DuskError(f"--weights {text!r}: expected comma-separated numbers such as 0.5,0.5") from exc
+
+
+def build_config(args: argparse.Namespace):
+    """The MergeConfig the command line describes (config file or short form)."""
+    from dusk.merge import config
+
+    extra = {"force": args.force, "shard_size": args.shard_size}
+    if args.dtype:
+        extra["dtype"] = args.dtype
+    if args.seed is not None:
+        extra["seed"] = args.seed
+    first = Path(args.inputs[0])
+    if len(args.inputs) == 1 and first.suffix in (".yaml", ".yml"):
+        given = [f"--{flag}" for flag in SHORT_FORM_FLAGS if getattr(args, flag) is not None]
+        if given:
+            raise DuskError(f"{', '.join(given)}: short-form flags do not combine with a config file; set them in it")
+        return config.load_merge_config(first, args.out, **extra)
+    method = args.method or "linear"
+    base = args.base
+    if method == "slerp" and base is None and len(args.inputs) == 2:
+        base = args.inputs[0]
+    return config.short_form_config(
+        args.inputs, method, args.out, _weights(args.weights), base, args.density, args.t, **extra
+    )
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from dusk.merge.run import run
+
+    out = run(build_config(args))
+    print(f"wrote {out}")
+    return 0

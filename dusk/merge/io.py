@@ -1,0 +1,157 @@
+"""Streaming merge I/O: open input models lazily, read one tensor per input at a time, write sharded safetensors.
+
+Nothing holds a whole model: for each output tensor the inputs' tensors are read from their safetensors files
+(seek and read), merged, and written straight into the output shard file, so peak memory is a few tensors
+(for elementwise methods, row blocks of them) whatever the number and size of the models.
+
+    dusk merge A B --method linear --weights 0.5,0.5 --out runs/avg --shard-size 500MB
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dusk.errors import DuskError
+from dusk.models.architecture import (
+    STRUCTURAL_KEYS,
+    LayerLayout,
+    layer_layout,
+    per_layer_config_keys,
+)
+from dusk.models.io import copy_side_files, read_config, resolve_model
+from dusk.models.safetensors_io import TORCH_DTYPES, ModelTensors, TensorSpec, parse_size, write_sharded
+
+ROW_BLOCK_BYTES = 32 * 1024**2  # elementwise methods merge row blocks of about this many bytes per input
+
+
+@dataclass(frozen=True)
+class InputModel:
+    """One input model: its argument as written in the config, directory, config.json, tensors and layer layout."""
+
+    arg: str
+    directory: Path
+    config: dict
+    tensors: ModelTensors
+    layout: LayerLayout
+
+
+def open_models(args: list[str]) -> dict[str, InputModel]:
+    """Resolve and open each distinct model argument (headers only; no weights are read)."""
+    models: dict[str, InputModel] = {}
+    for arg in args:
+        if arg not in models:
+            directory = resolve_model(arg)
+            config, tensors = read_config(directory), ModelTensors(directory)
+            models[arg] = InputModel(arg, directory, config, tensors, layer_layout(config, tensors.names(), arg))
+    return models
+
+
+def _vocab_rows(model: InputModel) -> tuple[str, int] | None:
+    for name in model.layout.shared:
+        if "embed" in name:
+            return name, model.tensors.spec(name).shape[0]
+    return None
+
+
+def check_same_architecture(models: dict[str, InputModel], tokenizer_source: str | None) -> None:
+    """Raise naming what differs: architecture, vocabulary (and what tokenizer_source would do), sizes, tensors."""
+    items = list(models.values())
+    first = items[0]
+    for other in items[1:]:
+        for key in ("architectures", "model_type"):
+            if first.config.get(key) != other.config.get(key):
+                raise DuskError(
+                    f"cannot merge {other.arg} with {first.arg}: different architecture "
+                    f"({key} {other.config.get(key)!r} vs {first.config.get(key)!r})"
+                )
+        _check_vocab(first, other, tokenizer_source)
+        for key in STRUCTURAL_KEYS:
+            if first.config.get(key) != other.config.get(key):
+                raise DuskError(
+                    f"cannot merge {other.arg} with {first.arg}: {key} differs "
+                    f"({other.config.get(key)!r} vs {first.config.get(key)!r})"
+                )
+        for mine, theirs, part in (
+            (first.layout.suffixes, other.layout.suffixes, "layer tensor"),
+            (first.layout.shared, other.layout.shared, "tensor"),
+        ):
+            if set(mine) != set(theirs):
+                name = sorted(set(mine) ^ set(theirs))[0]
+                owner, lacking = (first, other) if name in mine else (other, first)
+                raise DuskError(f"{part} {name} exists in {owner.arg} but is missing from {lacking.arg}")
+
+
+def _check_vocab(first: InputModel, other: InputModel, tokenizer_source: str | None) -> None:
+    mine, theirs = _vocab_rows(first), _vocab_rows(other)
+    vocab = (first.config.get("vocab_size"), other.config.get("vocab_size"))
+    rows = (mine[1] if mine else None, theirs[1] if theirs else None)
+    if vocab[0] == vocab[1] and rows[0] == rows[1]:
+        return
+    chosen = f" (tokenizer_source: {tokenizer_source} was given)" if tokenizer_source else ""
+    raise DuskError(
+        f"vocabularies differ: {first.arg} has vocab_size {vocab[0]} ({mine[0] if mine else 'embeddings'} rows "
+        f"{rows[0]}), {other.arg} has {vocab[1]} (rows {rows[1]}){chosen}. mergekit's tokenizer_source "
+        "(base, union or a model) would build that tokenizer and re-map every model's embedding and lm_head rows "
+        "token by token, giving tokens a model lacks a default embedding; dusk merges only models with the same "
+        "vocabulary (its tokenizer_source only picks whose tokenizer files are copied): resize the embeddings "
+        "of one model to the other's tokenizer first"
+    )
+
+
+def output_config(
+    reference: dict, layer_configs: list[dict], layer_sources: list[tuple[str, int]], cfg
+) -> dict:  # cfg: MergeConfig
+    """The output config.json: the base's (or first model's), with the layer count and per-layer lists updated."""
+    config = {key: value for key, value in reference.items() if key != "quantization_config"}
+    for key in per_layer_config_keys(reference):
+        config[key] = [source[key][layer] for source, (_m, layer) in zip(layer_configs, layer_sources, strict=True)]
+    config["num_hidden_layers"] = len(layer_sources)
+    if cfg.out_dtype or cfg.dtype:
+        config["dtype"] = cfg.out_dtype or cfg.dtype
+        config.pop("torch_dtype", None)
+    return config
+
+
+def row_blocks(spec: TensorSpec, block_bytes: int = ROW_BLOCK_BYTES) -> list[tuple[int, int]]:
+    """Half-open row ranges [start, end) along dim 0 of about `block_bytes` each (one block for scalars)."""
+    if not spec.shape or spec.nbytes <= block_bytes:
+        return [(0, spec.shape[0] if spec.shape else 1)]
+    row_bytes = spec.nbytes // spec.shape[0]
+    step = max(1, block_bytes // max(row_bytes, 1))
+    return [(start, min(start + step, spec.shape[0])) for start in range(0, spec.shape[0], step)]
+
+
+def read_rows(model: InputModel, name: str, start: int, end: int) -> torch.Tensor:
+    """Rows [start, end) of a tensor (dim 0), read straight from the file: a fresh tensor of that block only."""
+    spec = model.tensors.spec(name)
+    if not spec.shape:
+        return model.tensors.read(name)
+    entry = model.tensors._entries[name]  # noqa: SLF001 (byte offsets of the tensor in its file)
+    row_bytes = spec.nbytes // spec.shape[0] if spec.shape[0] else 0
+    buffer = bytearray(row_bytes * (end - start))
+    with open(entry.file, "rb") as handle:
+        handle.seek(entry.start + start * row_bytes)
+        if handle.readinto(buffer) != len(buffer):
+            raise DuskError(f"{entry.file}: truncated data for tensor {name!r}")
+    shape = (end - start, *spec.shape[1:])
+    if not buffer:
+        return torch.empty(shape, dtype=TORCH_DTYPES[spec.dtype])
+    return torch.frombuffer(buffer, dtype=TORCH_DTYPES[spec.dtype]).reshape(shape)
+
+
+def write_model(
+    out_dir: Path,
+    specs: list[TensorSpec],
+    produce: Callable[[TensorSpec], torch.Tensor | bytes | bytearray],
+    shard_size: str,
+    on_tensor: Callable[[TensorSpec], None] | None = None,
+) -> list[Path]:
+    """Write the output tensors, produced one at a time in order, as (sharded) safetensors."""
+    return write_sharded(out_dir, specs, produce, parse_size(shard_size), on_tensor)
+
+
+def copy_tokenizer(source_dir: Path, out_dir: Path) -> list[str]:
+    """Copy tokenizer, chat template and generation config files (never pickles) from the chosen model."""
+    return copy_side_files(source_dir, out_dir)

@@ -1,0 +1,92 @@
+"""The merge stage: plan (every check first), then stream each output tensor through its method into the output.
+
+dusk merge merge.yaml --out runs/merged
+python -c "from dusk.merge import config, run; run.run(config.load_merge_config('m.yaml', 'out'))"
+"""
+
+import json
+import logging
+import zlib
+from pathlib import Path
+
+import torch
+
+from dusk.atomic import atomic_output_dir, check_output_dir
+from dusk.errors import DuskError
+from dusk.merge.config import MergeConfig
+from dusk.merge.io import copy_tokenizer, read_rows, row_blocks, write_model
+from dusk.merge.methods import Group
+from dusk.merge.plan import MergePlan, TensorJob, plan_merge, tokenizer_dir
+from dusk.models.safetensors_io import TORCH_DTYPES, TensorSpec
+
+log = logging.getLogger(__name__)
+
+
+def _generator(cfg: MergeConfig, job: TensorJob) -> torch.Generator:
+    """A generator seeded by (seed, tensor name): each tensor's draws are fixed whatever order tensors run in."""
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + zlib.crc32(job.spec.name.encode()))
+
+
+def _copy_non_float(job: TensorJob, plan: MergePlan) -> torch.Tensor:
+    tensors = [plan.models[model].tensors.read(name) for model, name in job.inputs]
+    if any(not torch.equal(t, tensors[0]) for t in tensors[1:]):
+        raise DuskError(f"non-floating tensor {job.spec.name} differs between inputs; it cannot be merged")
+    return tensors[0]
+
+
+def _merge_block(job: TensorJob, plan: MergePlan, cfg: MergeConfig, rows: tuple[int, int] | None) -> torch.Tensor:
+    """Run the method on the whole tensor (rows None) or on rows [start, end) of every input."""
+    tensors = []
+    for model, name in job.inputs:
+        source = plan.models[model]
+        raw = source.tensors.read(name) if rows is None else read_rows(source, name, *rows)
+        tensors.append(raw.to(job.compute_dtype))
+        del raw
+    generator = _generator(cfg, job) if plan.method.random else None
+    group = Group(tensors, job.base, job.spec.name, generator)
+    return plan.method.fn(group, **job.params).to(TORCH_DTYPES[job.spec.dtype])
+
+
+def produce(job: TensorJob, plan: MergePlan, cfg: MergeConfig):
+    """The bytes or tensor of one output tensor."""
+    first = plan.models[job.inputs[0][0]].tensors.spec(job.inputs[0][1])
+    if not TORCH_DTYPES[first.dtype].is_floating_point:
+        return _copy_non_float(job, plan)
+    if len(job.inputs) == 1 and plan.method.name == "passthrough" and job.params["scale"] == [None]:
+        if first.dtype == job.spec.dtype:
+            return plan.models[job.inputs[0][0]].tensors.read_bytes(job.inputs[0][1])  # bit-for-bit copy
+    blocks = row_blocks(first) if plan.method.elementwise else [None]
+    if len(blocks) == 1:
+        return _merge_block(job, plan, cfg, None)
+    out = torch.empty(job.spec.shape, dtype=TORCH_DTYPES[job.spec.dtype])
+    for start, end in blocks:
+        out[start:end] = _merge_block(job, plan, cfg, (start, end))
+    return out
+
+
+def run(cfg: MergeConfig) -> Path:
+    """Merge the models as `cfg` says and write the output model directory (atomically); return its path."""
+    from tqdm import tqdm
+
+    check_output_dir(cfg.out, cfg.force)
+    plan = plan_merge(cfg)
+    tokenizer_source = tokenizer_dir(cfg, plan)
+    jobs = {job.spec.name: job for job in plan.jobs}
+    specs = [job.spec for job in plan.jobs]
+
+    def source(spec: TensorSpec):
+        return produce(jobs[spec.name], plan, cfg)
+
+    total = sum(spec.nbytes for spec in specs)
+    with (
+        atomic_output_dir(cfg.out, cfg.force) as tmp,
+        tqdm(total=total, unit="B", unit_scale=True, desc=f"merge ({cfg.merge_method})", leave=False) as bar,
+    ):
+        write_model(tmp, specs, source, cfg.shard_size, on_tensor=lambda spec: bar.update(spec.nbytes))
+        (tmp / "config.json").write_text(json.dumps(plan.config, indent=2, sort_keys=True) + "\n")
+        copy_tokenizer(tokenizer_source, tmp)
+        provenance = cfg.model_dump(mode="json", exclude={"out", "force"})
+        provenance["layer_sources"] = plan.layer_sources
+        (tmp / "dusk_merge.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    log.info("wrote %s (%s of %d model(s))", cfg.out, cfg.merge_method, len(plan.models))
+    return cfg.out
