@@ -1,0 +1,87 @@
+"""Forward token segments on top of cached keys/values, one batch row per segment, each row with its own past.
+
+A `KVState` is a batch of rows: per layer the keys/values `[rows, kv_heads, past, head_dim]`, a boolean mask of
+which past slots are real (rows of a batch have different lengths: padding can sit anywhere in the past, not
+only at the end), and each row's true length (the position id of its next token). `forward_segments` selects
+parent rows (repeats allowed: the choices of one question all read its context's cache), appends one segment
+per row with a 4D mask (every real past slot, plus causal attention within the segment) and explicit position
+ids, so a row computes exactly what the unpadded sequence would, up to float rounding.
+
+    python -c "from dusk.eval.kv_cache import KVState; print(KVState.empty('cpu'))"
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class KVState:
+    """Cached keys/values of a batch of rows, which past slots are real, and each row's true length."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per layer (keys, values): [rows, heads, past, head_dim]
+    mask: torch.Tensor  # [rows, past] bool: slot holds a real token of this row
+    lengths: torch.Tensor  # [rows] long: tokens of the row so far = position id of its next token
+
+    @staticmethod
+    def empty(device: str | torch.device) -> "KVState":
+        """One row with nothing cached (the root of every walk)."""
+        return KVState(None, torch.zeros(1, 0, dtype=torch.bool, device=device), torch.zeros(1, dtype=torch.long))
+
+    @property
+    def past(self) -> int:
+        return self.mask.shape[1]
+
+    def select(self, rows: list[int]) -> "KVState":
+        """The state of these rows, in this order (repeats allowed)."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        kv = None if self.kv is None else [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.kv]
+        return KVState(kv, self.mask.index_select(0, index), self.lengths.index_select(0, index.cpu()))
+
+    def truncate(self, keep: torch.Tensor) -> "KVState":
+        """Forget, per row, every slot at index >= keep[row]; the row's length becomes its count of real slots."""
+        slots = torch.arange(self.past, device=self.mask.device)
+        mask = self.mask & (slots[None, :] < keep.to(self.mask.device)[:, None])
+        return KVState(self.kv, mask, mask.sum(dim=1).cpu())
+
+
+def _attention_mask(key_mask: torch.Tensor, past: int, new: int, dtype: torch.dtype, eager: bool) -> torch.Tensor:
+    """[rows, 1, new, past+new]: query i sees every real past slot and the real segment tokens up to itself."""
+    keys = torch.arange(past + new, device=key_mask.device)
+    queries = torch.arange(new, device=key_mask.device) + past
+    allowed = key_mask[:, None, None, :] & (keys[None, None, None, :] <= queries[None, None, :, None])
+    if not eager:
+        return allowed
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def _cache(kv: list[tuple[torch.Tensor, torch.Tensor]] | None):
+    from transformers import DynamicCache
+
+    return DynamicCache() if kv is None else DynamicCache(ddp_cache_data=kv)
+
+
+@torch.no_grad()
+def forward_segments(decoder, state: KVState, segments: list[list[int]], pad_id: int) -> tuple[torch.Tensor, KVState]:
+    """Run `decoder` (the model without its LM head) on one segment per row of `state` (already selected).
+
+    Returns the last hidden states `[rows, longest segment, hidden]` (padding positions hold junk) and the new
+    state, whose past is the old past plus the segment slots."""
+    device = state.mask.device
+    rows, longest = len(segments), max(len(s) for s in segments)
+    ids = torch.full((rows, longest), pad_id, dtype=torch.long)
+    new_mask = torch.zeros(rows, longest, dtype=torch.bool)
+    for row, segment in enumerate(segments):
+        ids[row, : len(segment)] = torch.tensor(segment, dtype=torch.long)
+        new_mask[row, : len(segment)] = True
+    positions = state.lengths[:, None] + torch.arange(longest)[None, :]
+    key_mask = torch.cat([state.mask, new_mask.to(device)], dim=1)
+    eager = getattr(decoder.config, "_attn_implementation", "sdpa") == "eager"
+    mask = _attention_mask(key_mask, state.past, longest, decoder.dtype, eager)
+    cache = _cache(state.kv)
+    out = decoder(
+        input_ids=ids.to(device), attention_mask=mask, position_ids=positions.to(device), cache=cache, use_cache=True
+    )
+    kv = [(layer.keys, layer.values) for layer in cache.layers]
+    lengths = state.lengths + new_mask.sum(dim=1)
+    return out.last_hidden_state, KVState(kv, key_mask, lengths)
