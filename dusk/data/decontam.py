@@ -144,7 +144,7 @@ def screen(records: list[dict], index: NgramIndex | None, cfg: DecontamConfig) -
             if name := task_name_hit(record):
                 verdicts[position] = Verdict("task_name", {"task_name": name})
     if index is not None:
-        lookup = {(item.task, item.doc_id): item for item in index.items}
+        lookup = index.by_id
         pending = [position for position, verdict in enumerate(verdicts) if verdict is None]
         for position, match in zip(pending, index.find([record_text(records[p]) for p in pending]), strict=True):
             if match is not None:
