@@ -199,7 +199,7 @@ def _resolve_refs(name: str, values: dict, all_names: set[str]) -> dict[str, tup
     refs: dict[str, tuple[str, ...]] = {}
     explicit = dict(_mapping(values.pop("inputs", None), f"stage {name}: inputs"))
     if "from" in values:
-        explicit[kind.inputs[0]] = values.pop("from")
+        explicit[(*kind.inputs, *kind.data_inputs)[0]] = values.pop("from")
     input_fields = (*kind.inputs, *kind.data_inputs)
     for target_field, stages in explicit.items():
         if target_field not in input_fields:

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -387,6 +387,178 @@ def _train_kind(name: str, summary: str, config: str, module: str, **extra: Any)
     return StageKind(name=name, summary=summary, schema=schema, run=run, **options)
 
 
+# data and contamination -------------------------------------------------------------------------------------------
+DATA_FILE = "data.jsonl"
+
+
+@dataclass(frozen=True)
+class MixJob:
+    """A mixture built by the runner into OUT/data.jsonl (+ OUT/stats.json)."""
+
+    mixture: Any
+    out: Path
+
+
+def _mix_schema() -> type:
+    from dusk.data.mixture import Mixture
+
+    return Mixture
+
+
+def _mix_run(job: MixJob) -> Path:
+    from dusk.atomic import atomic_output_dir
+    from dusk.data.mixture import build, write_mixture
+
+    records, stats = build(job.mixture)
+    with atomic_output_dir(job.out, force=True) as tmp:
+        write_mixture(records, tmp / DATA_FILE)
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return job.out
+
+
+def _data_result(artifact: Path, _cfg: Any = None) -> StageResult:
+    """Records per source dataset (mix: available/selected; decontaminate: in/out and dropped per rule)."""
+    scores = []
+    stats_path, report_path = artifact / "stats.json", artifact / "report.json"
+    if stats_path.is_file():
+        for name, entry in json.loads(stats_path.read_text()).items():
+            scores += [Score(name, metric, entry[metric]) for metric in ("available", "selected") if metric in entry]
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        for name, entry in {**report["datasets"], "total": report["total"]}.items():
+            scores += [Score(name, "records_in", entry["in"]), Score(name, "records_out", entry["out"])]
+            scores += [Score(name, f"dropped_{rule}", count) for rule, count in entry["dropped"].items()]
+    return StageResult(scores=scores)
+
+
+def _mix_data_files(mixture: Any) -> list[Path]:
+    return [path for source in mixture.sources for path in data_paths(source.dataset)]
+
+
+@functools.cache
+def _decontam_schema() -> type:
+    from dusk.data.decontam import H6_TASKS
+
+    class DecontaminateStage(BaseModel):
+        """`dusk data decontaminate` as a stage: drop records sharing an n-gram with a benchmark item, and dups."""
+
+        model_config = ConfigDict(extra="forbid")
+        input: str = Field(description="records to clean: a data stage, a dataset name or a JSON/JSONL file")
+        n: int = Field(13, ge=1, description="n-gram length in words (lm-eval uses 13)")
+        tasks: list[str] = Field(list(H6_TASKS), description="benchmarks whose scored items are matched")
+        task_names: bool = Field(True, description="apply the paper's Table 8 FLAN task-name filter")
+        dedup: bool = Field(True, description="drop exact duplicates (keep the first)")
+        near_dedup: bool = Field(True, description="drop MinHash near-duplicates (keep the first)")
+        threshold: float = Field(0.8, gt=0, le=1, description="near-duplicate Jaccard threshold")
+        engine: Literal["local", "spark"] = Field("local", description="local, or spark for large corpora")
+        spark_master: str = Field("local[2]", description="Spark master URL with engine: spark")
+
+    return DecontaminateStage
+
+
+def _decontam_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
+    from dusk.data.decontam import DecontamConfig, DecontaminateJob
+
+    rules = DecontamConfig(n=fields.n, tasks=tuple(fields.tasks), task_names=fields.task_names, dedup=fields.dedup,
+                           near_dedup=fields.near_dedup, threshold=fields.threshold)  # fmt: skip
+    return DecontaminateJob(fields.input, paths.out, None, fields.engine, fields.spark_master, rules)
+
+
+def _decontam_run(job: Any) -> Path:
+    """Run into a temporary directory renamed to OUT at the end (data.jsonl + report.json)."""
+    import dataclasses as dc
+
+    from dusk.atomic import atomic_output_dir
+    from dusk.data import decontam
+
+    with atomic_output_dir(job.out, force=True) as tmp:
+        decontam.run(dc.replace(job, out=tmp / DATA_FILE, report=tmp / "report.json"))
+    return job.out
+
+
+def _contamination_schema() -> type:
+    from dusk.eval.contamination import ContaminationConfig
+
+    return ContaminationConfig
+
+
+def _contamination_run(cfg: Any) -> Path:
+    from dusk.eval import contamination
+
+    contamination.run(cfg)
+    return cfg.out
+
+
+def _contamination_result(artifact: Path, _cfg: Any = None) -> StageResult:
+    """The paper's Table 9 figures per task: share of items with result < threshold, mean score, Min-K% delta."""
+    document = json.loads((artifact / "results.json").read_text())
+    scores = []
+    for name, task in document["tasks"].items():
+        n = task["items"]
+        scores.append(Score(name, "suspicious_share", task["result_below_threshold"], None, n, "", True))
+        scores.append(Score(name, "mean_score", task["mean_score"], None, n))
+        scores += [Score(name, f"min_k_delta_{k}", value, None, n) for k, value in task["min_k_delta"].items()]
+    return StageResult(scores=scores, settings={"mode": "contamination", **document.get("settings", {})})
+
+
+def _contamination_data_files(cfg: Any) -> list[Path]:
+    from dusk.eval.contamination_items import expand_task_names
+    from dusk.eval.contamination_report import data_hashes
+
+    return [Path(path) for path in data_hashes(expand_task_names(list(cfg.tasks)))]
+
+
+def _data_kinds() -> list[StageKind]:
+    kinds = []
+    if _module_exists("dusk.data.mixture"):
+        kinds.append(
+            StageKind(
+                name="mix",
+                summary="a data mixture: (dataset, max_examples or weight) sources -> one JSONL (dusk data mix)",
+                schema=_mix_schema,
+                run=_mix_run,
+                prepare=lambda fields, paths, _resume: MixJob(fields, paths.out),
+                collect=_data_result,
+                inputs=(),
+                data_files=_mix_data_files,
+                artifact="data",
+                output=lambda out: out / DATA_FILE,
+            )
+        )
+    if _module_exists("dusk.data.decontam"):
+        kinds.append(
+            StageKind(
+                name="decontaminate",
+                summary="drop records that overlap the H6 benchmarks, and duplicates (dusk data decontaminate)",
+                schema=_decontam_schema,
+                run=_decontam_run,
+                prepare=_decontam_prepare,
+                collect=_data_result,
+                inputs=(),
+                data_inputs=("input",),
+                data_files=lambda fields: data_paths(fields.input),
+                artifact="data",
+                output=lambda out: out / DATA_FILE,
+            )
+        )
+    if _module_exists("dusk.eval.contamination"):
+        kinds.append(
+            StageKind(
+                name="contamination",
+                summary="contamination test of a model against a reference (paper's Appendix C) and Min-K% Prob",
+                schema=_contamination_schema,
+                run=_contamination_run,
+                prepare=_set_out,
+                collect=_contamination_result,
+                inputs=("model", "reference"),
+                data_files=_contamination_data_files,
+                normalize=_eval_normalize,
+                artifact="eval",
+            )
+        )
+    return kinds
+
+
 def _module_exists(name: str) -> bool:
     import importlib.util
 
@@ -444,6 +616,7 @@ KINDS: dict[str, StageKind] = {
             artifact="eval",
         ),
         *_optional_kinds(),
+        *_data_kinds(),
     ]
 }
 

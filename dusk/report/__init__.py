@@ -51,8 +51,9 @@ class Table:
     main: bool = False  # the Table 2 layout (with size and type columns)
 
     def best(self, task: str) -> float | None:
+        """The column's highest score, or None when there is nothing to single out (no scores, or all equal)."""
         values = [row.values.get(task) for row in self.rows if row.values.get(task) is not None]
-        return max(values) if values else None
+        return max(values) if len(set(values)) > 1 else None
 
 
 @dataclass
@@ -66,7 +67,7 @@ class ReportData:
     tables: list[Table]
     curves: dict[str, TrainingSummary]  # training stage -> its summary and loss curve
     settings: list[str]  # "mode harness, subset tiny" lines, one per distinct evaluation setting
-    contamination: list[dict] = field(default_factory=list)  # rows: model, task, share suspicious, mean score, n
+    contamination: list[dict] = field(default_factory=list)  # per stage: model, reference, {task: suspicious share}
 
 
 def format_size(parameters: int | None) -> str:
@@ -74,7 +75,9 @@ def format_size(parameters: int | None) -> str:
         return "-"
     if parameters >= 1e9:
         return f"{parameters / 1e9:.1f}B"
-    return f"{parameters / 1e6:.0f}M"
+    if parameters >= 1e7:
+        return f"{parameters / 1e6:.0f}M"
+    return f"{parameters / 1e6:.2f}M"
 
 
 @dataclass(frozen=True)
@@ -185,14 +188,23 @@ def _settings_lines(store: Store, infos: dict[str, _StageInfo]) -> list[str]:
 
 
 def _contamination(store: Store, infos: dict[str, _StageInfo]) -> list[dict]:
+    """Per contamination stage: the model, its reference, and per task the share of suspicious items and n."""
     rows = []
     for info in infos.values():
         if info.kind != "contamination" or not info.key:
             continue
-        for score in store.scores(info.key):
-            rows.append({"stage": info.name, "model": _model_of(info), "task": score.task, "metric": score.metric,
-                         "value": score.value, "n": score.n})  # fmt: skip
+        scores = [s for s in store.scores(info.key) if s.headline]
+        rows.append({
+            "stage": info.name, "model": _model_of(info), "reference": _reference_of(info),
+            "threshold": (store.settings(info.key) or {}).get("threshold"),
+            "tasks": {s.task: s.value for s in scores}, "n": {s.task: s.n for s in scores},
+        })  # fmt: skip
     return rows
+
+
+def _reference_of(info: _StageInfo) -> str:
+    refs = info.inputs.get("reference")
+    return refs[0] if refs else str(info.settings.get("reference"))
 
 
 def build_report(store: Store, run_id: int | None = None) -> ReportData:

@@ -23,7 +23,7 @@ def _cells(table: Table, row) -> list[tuple[str, bool]]:
     for task, _title in COLUMNS:
         value = row.values.get(task)
         best = table.best(task)
-        cells.append((percent(value), value is not None and len(table.rows) > 1 and value == best))
+        cells.append((percent(value), best is not None and value == best))
     return cells
 
 
@@ -42,13 +42,35 @@ def _footer(data: ReportData) -> list[str]:
     ]
 
 
+CONTAMINATION_TITLE = "Contamination test (the paper's Table 9 layout)"
+CONTAMINATION_COLUMNS = [(task, title) for task, title in COLUMNS if task != "h6"]
+CONTAMINATION_TASKS = {"mmlu": ("mmlu", "mmlu_all")}  # the contamination test may name MMLU either way
+
+
+def _contamination_caption(data: ReportData) -> str:
+    thresholds = {item["threshold"] for item in data.contamination if item["threshold"] is not None}
+    threshold = thresholds.pop() if len(thresholds) == 1 else 0.1
+    return (
+        f"Share of tested items (%) whose result is below {threshold}: the model finds the real text easier than "
+        "the reference's continuations of its first 40%. Near 0 = no sign of contamination; high = likely trained "
+        "on the benchmark. n items per task in parentheses."
+    )
+
+
 def _contamination_rows(data: ReportData) -> list[list[str]]:
     rows = []
     for item in data.contamination:
-        value = item["value"]
-        shown = "-" if value is None else f"{value:.4f}"
-        rows.append([item["model"], item["task"], item["metric"], shown, str(item["n"] or "-")])
+        cells = [item["model"], item["reference"]]
+        for task, _title in CONTAMINATION_COLUMNS:
+            name = next((n for n in CONTAMINATION_TASKS.get(task, (task,)) if n in item["tasks"]), None)
+            value = item["tasks"].get(name) if name else None
+            cells.append("-" if value is None else f"{percent(value)} ({item['n'][name]})")
+        rows.append(cells)
     return rows
+
+
+def _contamination_headers() -> list[str]:
+    return ["Model", "Reference"] + [title for _task, title in CONTAMINATION_COLUMNS]
 
 
 # Markdown ---------------------------------------------------------------------------------------------------------
@@ -74,8 +96,8 @@ def markdown(data: ReportData, images: dict[str, bytes]) -> str:
     for table in data.tables:
         lines += _md_score_table(table)
     if data.contamination:
-        lines += ["### Contamination test (paper's Table 9 layout)", ""]
-        lines += _md_table(["Model", "Task", "Metric", "Value", "n"], _contamination_rows(data)) + [""]
+        lines += [f"### {CONTAMINATION_TITLE}", "", _contamination_caption(data), ""]
+        lines += _md_table(_contamination_headers(), _contamination_rows(data)) + [""]
     for name in images:
         lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name}.png)", ""]
     lines += ["---", ""] + [f"{line}  " for line in _footer(data)]
@@ -129,8 +151,8 @@ def html(data: ReportData, images: dict[str, bytes]) -> str:
     parts += [_html_score_table(table) for table in data.tables]
     if data.contamination:
         rows = ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in _contamination_rows(data)]
-        parts.append("<h2>Contamination test (paper's Table 9 layout)</h2>")
-        parts.append(_html_table(["Model", "Task", "Metric", "Value", "n"], rows))
+        parts.append(f'<h2>{_e(CONTAMINATION_TITLE)}</h2><p class="caption">{_e(_contamination_caption(data))}</p>')
+        parts.append(_html_table(_contamination_headers(), rows))
     for name, png in images.items():
         encoded = base64.b64encode(png).decode()
         parts.append(
