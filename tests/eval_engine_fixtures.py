@@ -1,7 +1,10 @@
 """Test helpers for the eval engine: a tiny Llama with peaked (varied) predictions and realistic request mixes."""
 
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import torch
 
 from dusk.eval.requests import GenerationRequest, LoglikelihoodRequest
@@ -13,19 +16,29 @@ WORDS = (
 LETTERS = (" A", " B", " C", " D")
 
 
-def sharp_tiny_llama(dtype: torch.dtype = torch.float32):
+def sharp_tiny_llama(tokenizer_dir: Path, dtype: torch.dtype = torch.float32):
     """(model, tokenizer): the tiny Llama initialised with a large range, so its generations vary with the prompt
     instead of repeating one character (a test that compares generations must be able to fail)."""
     from transformers import AutoModelForCausalLM
 
-    from dusk.models.tiny import tiny_config, train_tiny_tokenizer
+    from dusk.models.io import load_tokenizer
+    from dusk.models.tiny import tiny_config
 
-    tokenizer = train_tiny_tokenizer()
+    tokenizer = load_tokenizer(tokenizer_dir)
     config = tiny_config("llama", len(tokenizer))
     config.initializer_range = 0.3
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).to(dtype).eval()
     return model, tokenizer
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and do not suffer when other jobs share the cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def sentence(rng: random.Random, low: int, high: int) -> str:
