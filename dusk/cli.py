@@ -13,7 +13,15 @@ import sys
 from dusk import __version__
 from dusk.errors import DuskError
 
-COMMAND_MODULES = ("dusk.models.commands",)
+COMMAND_MODULES = (
+    "dusk.models.commands",
+    "dusk.data.commands",
+    "dusk.train.commands",
+    "dusk.merge.commands",
+    "dusk.eval.commands",
+    "dusk.eval.contamination_commands",
+    "dusk.recipe_commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
-        try:
-            commands = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # only an area not written yet is skipped; a broken import is an error
-                raise
-            continue
-        commands.register(subparsers)
+        importlib.import_module(module).register(subparsers)
     return parser
 
 

@@ -43,3 +43,27 @@ def test_builtin_tiny_model_is_built_once_into_the_cache(capsys) -> None:
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     assert resolve_model("tiny-mistral") == first
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_help_lists_every_area_command(capsys) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in (
+        "upscale",
+        "data",
+        "pretrain",
+        "sft",
+        "dpo",
+        "sdpo",
+        "merge",
+        "eval",
+        "contamination",
+        "run",
+        "results",
+        "report",
+    ):
+        assert f"    {command} " in out or f"    {command}\n" in out, command
