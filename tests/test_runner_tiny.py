@@ -38,10 +38,13 @@ def test_second_run_does_no_work(tiny_run: TinyRun) -> None:  # noqa: F811
 
 
 def test_changing_sft_v1_reruns_its_descendants_only(tiny_run: TinyRun, tmp_path) -> None:  # noqa: F811
-    """An override of one field: sft_v1 and its evaluation re-run; nothing else does (shown by the plan)."""
+    """An override of one field: sft_v1 and everything downstream of it re-run; nothing else does."""
     plan = run_recipe(load_recipe(tiny_run.recipe, ["sft_v1.lr=5e-4"]), tiny_run.run_dir, dry_run=True)
     to_run = {line.split()[1] for line in plan.splitlines()[1:-1] if "to run" in line}
-    assert to_run == {"sft_v1", "evals/sft_v1"}
+    descendants = {"sft_v1", "evals/sft_v1", "sft_v1_v2", "evals/sft_v1_v2", "dpo", "sdpo", "final", "evals/dpo",
+                   "evals/sdpo", "evals/final", "contamination"}  # fmt: skip
+    assert {line.split()[1] for line in plan.splitlines()[1:-1] if "cached" not in line} == descendants
+    assert to_run == {"sft_v1"}  # the others wait for their inputs
 
 
 def test_report_has_every_table_and_plot(tiny_run: TinyRun, tmp_path, capsys) -> None:  # noqa: F811
@@ -52,7 +55,7 @@ def test_report_has_every_table_and_plot(tiny_run: TinyRun, tmp_path, capsys) ->
     recipe = load_recipe(tiny_run.recipe)
     for table in [*(t.name for t in recipe.tables), "main", "Contamination test"]:
         assert f"### {table}" in markdown and table in html, table
-    for row in ["SFT v1 (Alpaca-GPT4)", "sDPO (2 steps)", "| sft_v2 | 0.", "Alignment-tuned"]:
+    for row in ["SFT v1 (Alpaca-GPT4)", "sDPO (2 steps)", "| sft_v2 | 0.", "Alignment-tuned", "| final |"]:
         assert row in markdown, row
     assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert html.count("data:image/png;base64,") == 2
