@@ -2,8 +2,7 @@
 
 import pytest
 
-from dusk.cli import build_parser
-from dusk.data.commands import register
+from dusk.cli import main
 from dusk.data.mixture import build, load_mixture, token_counts, write_mixture
 from dusk.data.registry import load_records
 from dusk.errors import DuskError
@@ -84,11 +83,7 @@ def test_empty_mixture_names_the_filter(data_env, tmp_path):
 
 
 def _run(argv: list[str]) -> int:
-    parser = build_parser()
-    if "data" not in parser._subparsers._group_actions[0].choices:  # until dusk.data.commands is in COMMAND_MODULES
-        register(parser._subparsers._group_actions[0])
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return main(argv)
 
 
 def test_cli_list_show_mix(data_env, tmp_path, capsys):
