@@ -32,23 +32,31 @@ class Param:
     help: str = ""
 
 
+Loader = Callable[[], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class Group:
-    """The inputs of one output tensor: tensors in config order, the base's index, and a random generator."""
+    """The inputs of one output tensor, in config order (tensors, or loaders read on use), the base's index."""
 
-    tensors: list[torch.Tensor]
+    inputs: list[torch.Tensor | Loader]
     base: int | None
     name: str = ""
     generator: torch.Generator | None = None
 
-    @property
-    def base_tensor(self) -> torch.Tensor:
-        assert self.base is not None
-        return self.tensors[self.base]
+    def tensor(self, index: int) -> torch.Tensor:
+        """Input `index` (read now if it is a loader; not kept, so methods hold only what they use)."""
+        item = self.inputs[index]
+        return item if isinstance(item, torch.Tensor) else item()
 
     @property
-    def others(self) -> list[torch.Tensor]:
-        return [t for i, t in enumerate(self.tensors) if i != self.base]
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.tensor(i) for i in range(len(self.inputs))]
+
+    @property
+    def others(self) -> list[int]:
+        """Indices of the non-base inputs."""
+        return [i for i in range(len(self.inputs)) if i != self.base]
 
 
 @dataclass(frozen=True)
@@ -104,14 +112,14 @@ WEIGHT = "relative weight of this model"
 )
 def linear(group: Group, weight: list[float], normalize: bool) -> torch.Tensor:
     """out = sum_i w_i * x_i / sum_i w_i (the division only if normalize), computed in float32 (float64 stays)."""
-    first = group.tensors[0]
+    first = group.tensor(0)
     if not first.is_floating_point():
         raise DuskError(f"{group.name}: linear merging needs floating-point tensors, got {first.dtype}")
     dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
     weights = torch.tensor(weight, dtype=torch.float64).to(dtype)
     result = torch.zeros_like(first, dtype=dtype)
-    for tensor, coefficient in zip(group.tensors, weights, strict=True):
-        result.addcmul_(tensor, coefficient)
+    for index, coefficient in enumerate(weights):
+        result.addcmul_(first if index == 0 else group.tensor(index), coefficient)
     if normalize:
         result.div_(weights.sum())
     return result.to(first.dtype)
@@ -140,21 +148,35 @@ def generalized_task_arithmetic(
     m_i: 1, or (TIES sign election) 1 where sign(w_i d_i) equals sign(sum_j w_j d_j) (0 counts as +);
     D: sum_i m_i * w_i when normalize (1 where that is 0), else 1.
     """
-    base = group.base_tensor
+    base = group.tensor(group.base)
     others = group.others
     if not others:
         return base
     deltas = base.new_empty((len(others), *base.shape))
-    for index, tensor in enumerate(others):
-        delta = tensor - base
+    for slot, index in enumerate(others):
+        torch.sub(group.tensor(index), base, out=deltas[slot])  # the input itself is not kept
         if sparsification == "magnitude":
-            delta = sparsify.magnitude(delta, p["density"][index])
+            sparsify.magnitude_(deltas[slot], p["density"][slot])
         elif sparsification == "random":
-            delta = sparsify.bernoulli(delta, p["density"][index], p["rescale"], group.generator)
-        deltas[index] = delta
-        del delta
+            deltas[slot] = sparsify.bernoulli(deltas[slot], p["density"][slot], p["rescale"], group.generator)
     weights = torch.tensor(p["weight"], dtype=deltas.dtype).reshape(-1, *([1] * base.dim()))
     deltas.mul_(weights)
+    out = torch.empty_like(base)
+    for rows in _row_blocks(base):
+        out[rows] = base[rows] + _mix(deltas[(slice(None), rows)], weights, consensus, p["normalize"], p["lambda"])
+    return out
+
+
+def _row_blocks(tensor: torch.Tensor, elements: int = 1 << 20) -> list:
+    """Index blocks of about `elements` along dim 0 (elementwise steps run block by block to bound scratch)."""
+    if tensor.dim() == 0:
+        return [...]
+    step = max(1, elements // max(1, tensor[0].numel()))
+    return [slice(start, start + step) for start in range(0, tensor.shape[0], step)]
+
+
+def _mix(deltas: torch.Tensor, weights: torch.Tensor, consensus: bool, normalize: bool, lam: float) -> torch.Tensor:
+    """lambda * sum_i m_i d_i / D for one block of the (already weighted) task vectors d_i."""
     if consensus:
         majority = (deltas.sum(dim=0) >= 0).to(deltas.dtype) * 2 - 1
         mask = deltas.sign() == majority
@@ -165,11 +187,11 @@ def generalized_task_arithmetic(
         mixed = deltas.sum(dim=0)
         divisor = weights.sum(dim=0)
         divisor[divisor.abs() < 1e-8] = 1
-    if p["normalize"]:
+    if normalize:
         mixed /= divisor
-    if p["lambda"] != 1:
-        mixed *= p["lambda"]
-    return (base + mixed).to(base.dtype)
+    if lam != 1:
+        mixed *= lam
+    return mixed
 
 
 @register("task_arithmetic", _task_arithmetic_params(False, False), needs_base=True, elementwise=True)
@@ -222,7 +244,7 @@ def slerp(group: Group, t: float) -> torch.Tensor:
     """Spherical interpolation between the base v0 and the other model v1, each tensor flattened to a vector:
     theta = acos(<v0/|v0|, v1/|v1|>); out = sin((1-t) theta)/sin(theta) v0 + sin(t theta)/sin(theta) v1,
     falling back to (1-t) v0 + t v1 when |cos theta| > 0.9995 (nearly collinear)."""
-    v0, v1 = group.base_tensor, group.others[0]
+    v0, v1 = group.tensor(group.base), group.tensor(group.others[0])
     if not v0.is_floating_point():
         raise DuskError(f"{group.name}: slerp needs floating-point tensors, got {v0.dtype}")
     dtype = torch.float64 if v0.dtype == torch.float64 else torch.float32
@@ -246,5 +268,5 @@ def slerp(group: Group, t: float) -> torch.Tensor:
 )
 def passthrough(group: Group, scale: list[float | None]) -> torch.Tensor:
     """out = x (times scale, if given): copies one model's tensor; with slices, stacks layers (DUS)."""
-    tensor = group.tensors[0]
+    tensor = group.tensor(0)
     return tensor if scale[0] is None else tensor * scale[0]

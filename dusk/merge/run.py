@@ -34,17 +34,23 @@ def _copy_non_float(job: TensorJob, plan: MergePlan) -> torch.Tensor:
     return tensors[0]
 
 
+def _loader(plan: MergePlan, model: str, name: str, rows: tuple[int, int] | None, dtype: torch.dtype):
+    """Read one input tensor (or rows of it) when the method asks for it, cast to the compute dtype."""
+    source = plan.models[model]
+
+    def load() -> torch.Tensor:
+        raw = source.tensors.read(name) if rows is None else read_rows(source, name, *rows)
+        return raw.to(dtype)
+
+    return load
+
+
 def _merge_block(job: TensorJob, plan: MergePlan, cfg: MergeConfig, rows: tuple[int, int] | None) -> torch.Tensor:
     """Run the method on the whole tensor (rows None) or on rows [start, end) of every input."""
-    tensors = []
-    for model, name in job.inputs:
-        source = plan.models[model]
-        raw = source.tensors.read(name) if rows is None else read_rows(source, name, *rows)
-        tensors.append(raw.to(job.compute_dtype))
-        del raw
+    inputs = [_loader(plan, model, name, rows, job.compute_dtype) for model, name in job.inputs]
     generator = _generator(cfg, job) if plan.method.random else None
-    group = Group(tensors, job.base, job.spec.name, generator)
-    return plan.method.fn(group, **job.params).to(TORCH_DTYPES[job.spec.dtype])
+    result = plan.method.fn(Group(inputs, job.base, job.spec.name, generator), **job.params)
+    return result.to(TORCH_DTYPES[job.spec.dtype])
 
 
 def produce(job: TensorJob, plan: MergePlan, cfg: MergeConfig):

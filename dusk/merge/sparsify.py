@@ -12,43 +12,57 @@ import torch
 
 _HIGH_BINS = 1 << 15  # non-negative float32 bit patterns have 15 significant high bits
 _LOW_BINS = 1 << 16
+_BLOCK = 1 << 22  # elements per block: histograms and masks are built block by block, never tensor-sized
 
 
-def _kth_largest_bits(bits: torch.Tensor, k: int) -> int:
-    """The k-th largest value (1-based) of non-negative int32 `bits`, by radix select on 16-bit halves."""
-    rank = bits.numel() - k  # 0-based position of the answer in ascending order
-    high = bits >> 16
-    below = torch.bincount(high, minlength=_HIGH_BINS).cumsum(0)  # [b] = #(high <= b)
+def _magnitude_bits(flat: torch.Tensor) -> list[torch.Tensor]:
+    """|x| as float32 bit patterns (non-negative int32, ordered like the values), block by block."""
+    return [block.abs().float().view(torch.int32) for block in flat.split(_BLOCK)]
+
+
+def _kth_largest_bits(blocks: list[torch.Tensor], k: int) -> int:
+    """The k-th largest (1-based) of non-negative int32 bit patterns, by a radix select over the 16-bit halves."""
+    rank = sum(bits.numel() for bits in blocks) - k  # 0-based position of the answer in ascending order
+    high = torch.zeros(_HIGH_BINS, dtype=torch.int64)
+    for bits in blocks:
+        high += torch.bincount(bits >> 16, minlength=_HIGH_BINS)
+    below = high.cumsum(0)  # [b] = #(high half <= b)
     bucket = int(torch.searchsorted(below, rank, right=True))
     rank -= int(below[bucket - 1]) if bucket else 0
-    low = bits[high == bucket] & 0xFFFF
-    below_low = torch.bincount(low, minlength=_LOW_BINS).cumsum(0)
-    return (bucket << 16) | int(torch.searchsorted(below_low, rank, right=True))
+    low = torch.zeros(_LOW_BINS, dtype=torch.int64)
+    for bits in blocks:
+        low += torch.bincount(bits[(bits >> 16) == bucket] & 0xFFFF, minlength=_LOW_BINS)
+    return (bucket << 16) | int(torch.searchsorted(low.cumsum(0), rank, right=True))
 
 
-def top_k_mask(magnitudes: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of the k largest entries of a flat non-negative float32 tensor (mergekit's choice on ties)."""
-    bits = magnitudes.view(torch.int32)
-    threshold = _kth_largest_bits(bits, k)
-    mask = bits >= threshold
-    if int(mask.sum()) == k:
-        return mask
-    # Entries tie at the threshold and only some of them fit: replay the sort mergekit uses, for its tie order.
-    mask = torch.zeros_like(mask)
-    mask[torch.argsort(magnitudes, descending=True)[:k]] = True
-    return mask
+def magnitude_(delta: torch.Tensor, density: float) -> torch.Tensor:
+    """In place: zero all but the k = max(1, int(density * numel)) largest |delta| (TIES trim); returns delta.
 
-
-def magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
-    """delta * m, m = 1 on the k = max(1, int(density * numel)) largest |delta|, 0 elsewhere (TIES trim)."""
+    The k kept are mergekit's: the first k of `argsort(|delta|, descending=True)`.
+    """
     if density >= 1:
         return delta
     if density <= 0 or delta.numel() == 0:
-        return torch.zeros_like(delta)
-    k = max(1, int(density * delta.numel()))
-    magnitudes = delta.abs().reshape(-1).float().contiguous()
-    mask = top_k_mask(magnitudes, k).reshape(delta.shape)
-    return delta * mask.to(delta.dtype)
+        return delta.zero_()
+    assert delta.is_contiguous()
+    flat = delta.view(-1)
+    k = max(1, int(density * flat.numel()))
+    blocks = _magnitude_bits(flat)
+    threshold = _kth_largest_bits(blocks, k)
+    if sum(int((bits >= threshold).sum()) for bits in blocks) == k:
+        for block, bits in zip(flat.split(_BLOCK), blocks, strict=True):
+            block.masked_fill_(bits < threshold, 0)
+        return delta
+    # Entries tie at the threshold and only some of them fit: replay mergekit's sort for its order among ties.
+    del blocks
+    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep[torch.argsort(flat.abs().float(), descending=True)[:k]] = True
+    return delta.masked_fill_(~keep.view(delta.shape), 0)
+
+
+def magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
+    """delta * m, m = 1 on the k = max(1, int(density * numel)) largest |delta|, 0 elsewhere (a new tensor)."""
+    return magnitude_(delta.clone(memory_format=torch.contiguous_format), density)
 
 
 def rescale_l1(delta: torch.Tensor, kept: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

@@ -1,0 +1,124 @@
+"""Merge speed and memory: `dusk merge` vs mergekit 0.1.5 (`mergekit-yaml`) on SmolLM2-135M-sized models.
+
+The inputs are SmolLM2-135M-Instruct (the base) and two perturbed copies (each tensor plus 5% of its standard
+deviation of seeded Gaussian noise, standing in for two fine-tunes), written to a temporary directory. For `linear`
+(the two copies, 0.6/0.4) and `ties` (base + the two copies, densities 0.5/0.7), each tool runs the same YAML in its
+own process (wall time and peak RSS from os.wait4), then the outputs are compared tensor by tensor.
+Targets: time <= 1.0x mergekit's, peak RSS <= 0.5x, max abs difference <= 1e-6.
+
+    .venv/bin/python bench/merge_vs_mergekit.py [--methods linear,ties] [--repeats 1]
+"""
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import Measurement, measure  # noqa: E402
+
+from dusk.models.io import copy_side_files, resolve_model  # noqa: E402
+from dusk.models.safetensors_io import ModelTensors, write_sharded  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def perturbed_copy(base: Path, out: Path, seed: int, scale: float = 0.05) -> Path:
+    """Write base + scale * std(tensor) * N(0, 1) (seeded) for every tensor, streaming one tensor at a time."""
+    out.mkdir(parents=True)
+    source = ModelTensors(base)
+    generator = torch.Generator().manual_seed(seed)
+
+    def noisy(spec):
+        tensor = source.read(spec.name)
+        return tensor + scale * tensor.std() * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
+
+    write_sharded(out, [source.spec(name) for name in source.names()], noisy)
+    shutil.copyfile(base / "config.json", out / "config.json")
+    copy_side_files(base, out)
+    return out
+
+
+def config_text(method: str, base: Path, first: Path, second: Path) -> str:
+    if method == "linear":
+        return (
+            f"merge_method: linear\ndtype: float32\nmodels:\n"
+            f"  - model: {first}\n    parameters: {{weight: 0.6}}\n"
+            f"  - model: {second}\n    parameters: {{weight: 0.4}}\n"
+        )
+    return (
+        f"merge_method: ties\ndtype: float32\nbase_model: {base}\nmodels:\n"
+        f"  - model: {first}\n    parameters: {{weight: 0.6, density: 0.5}}\n"
+        f"  - model: {second}\n    parameters: {{weight: 0.4, density: 0.7}}\n"
+    )
+
+
+def dusk_command(config: Path, out: Path) -> list[str]:
+    from dusk.cli import COMMAND_MODULES
+
+    if "dusk.merge.commands" in COMMAND_MODULES:
+        return [str(BIN / "dusk"), "merge", str(config), "--out", str(out)]
+    return [sys.executable, "-m", "dusk.merge.commands", "merge", str(config), "--out", str(out)]
+
+
+def max_abs_diff(ours: Path, theirs: Path) -> tuple[int, float]:
+    """(tensors compared, max abs difference); tensor names and shapes must agree."""
+    a, b = ModelTensors(ours), ModelTensors(theirs)
+    if sorted(a.names()) != sorted(b.names()):
+        raise SystemExit(f"outputs differ in tensor names: {sorted(set(a.names()) ^ set(b.names()))[:5]}")
+    worst = 0.0
+    for name in a.names():
+        x, y = a.read(name), b.read(name)
+        worst = max(worst, float("inf") if x.shape != y.shape else (x.double() - y.double()).abs().max().item())
+    return len(a.names()), worst
+
+
+def run_method(method: str, models: list[Path], work: Path, repeats: int) -> tuple[Measurement, Measurement, float]:
+    config = work / f"{method}.yaml"
+    config.write_text(config_text(method, *models))
+    dusk_runs, mergekit_runs = [], []
+    for _ in range(repeats):
+        for out in (work / f"{method}-dusk", work / f"{method}-mergekit"):
+            shutil.rmtree(out, ignore_errors=True)
+        dusk_runs.append(measure(dusk_command(config, work / f"{method}-dusk")))
+        mergekit = [str(BIN / "mergekit-yaml"), str(config), str(work / f"{method}-mergekit"), "--quiet"]
+        mergekit_runs.append(measure(mergekit + ["--copy-tokenizer", "--out-shard-size", "5B"]))
+        if dusk_runs[-1].returncode or mergekit_runs[-1].returncode:
+            raise SystemExit(f"a tool failed: dusk exit {dusk_runs[-1].returncode}, mergekit {mergekit_runs[-1]}")
+    _count, worst = max_abs_diff(work / f"{method}-dusk", work / f"{method}-mergekit")
+    return _median(dusk_runs), _median(mergekit_runs), worst
+
+
+def _median(runs: list[Measurement]) -> Measurement:
+    return Measurement(statistics.median(r.seconds for r in runs), statistics.median(r.peak_rss_mib for r in runs), 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--methods", default="linear,ties")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    base = resolve_model(args.model)
+    with tempfile.TemporaryDirectory(prefix="dusk-merge-bench-") as tmp:
+        work = Path(tmp)
+        models = [base, perturbed_copy(base, work / "ft1", 1), perturbed_copy(base, work / "ft2", 2)]
+        print(f"{'method':<8} {'dusk s':>8} {'mergekit s':>10} {'time x':>7} {'dusk MiB':>9} {'mergekit MiB':>12} "
+              f"{'RSS x':>6} {'max abs diff':>13}")  # fmt: skip
+        for method in args.methods.split(","):
+            dusk, mergekit, worst = run_method(method, models, work, args.repeats)
+            print(
+                f"{method:<8} {dusk.seconds:>8.1f} {mergekit.seconds:>10.1f} {dusk.seconds / mergekit.seconds:>7.2f} "
+                f"{dusk.peak_rss_mib:>9.0f} {mergekit.peak_rss_mib:>12.0f} "
+                f"{dusk.peak_rss_mib / mergekit.peak_rss_mib:>6.2f} {worst:>13.2e}",
+                flush=True,
+            )
+    print("targets: time x <= 1.0, RSS x <= 0.5, max abs diff <= 1e-6")
+
+
+if __name__ == "__main__":
+    main()
