@@ -96,6 +96,6 @@ def test_cli_list_show_mix(data_env, tmp_path, capsys):
     assert _run(["data", "mix", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "m.jsonl")]) == 0
     assert len(read_jsonl(tmp_path / "m.jsonl")) == 3
     (tmp_path / "bad.yaml").write_text("[{dataset: dolly, max_chars: 1}]", encoding="utf-8")
-    with pytest.raises(DuskError):
-        _run(["data", "mix", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "bad.jsonl")])
+    assert _run(["data", "mix", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "bad.jsonl")]) == 2
+    assert "max_chars" in capsys.readouterr().err
     assert not (tmp_path / "bad.jsonl").exists() and not list(tmp_path.glob(".bad.jsonl*"))
