@@ -73,14 +73,14 @@ def check_same_architecture(models: dict[str, InputModel], tokenizer_source: str
                     f"cannot merge {other.arg} with {first.arg}: {key} differs "
                     f"({other.config.get(key)!r} vs {first.config.get(key)!r})"
                 )
-        for mine, theirs, part in (
-            (first.layout.suffixes, other.layout.suffixes, "layer tensor"),
-            (first.layout.shared, other.layout.shared, "tensor"),
+        for mine, theirs, prefix in (
+            (first.layout.suffixes, other.layout.suffixes, f"{first.layout.prefix}<i>."),
+            (first.layout.shared, other.layout.shared, ""),
         ):
             if set(mine) != set(theirs):
                 name = sorted(set(mine) ^ set(theirs))[0]
                 owner, lacking = (first, other) if name in mine else (other, first)
-                raise DuskError(f"{part} {name} exists in {owner.arg} but is missing from {lacking.arg}")
+                raise DuskError(f"tensor {prefix}{name} exists in {owner.arg} but is missing from {lacking.arg}")
 
 
 def _check_vocab(first: InputModel, other: InputModel, tokenizer_source: str | None) -> None:
