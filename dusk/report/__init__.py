@@ -52,8 +52,12 @@ class Table:
 
     def best(self, task: str) -> float | None:
         """The column's highest score, or None when there is nothing to single out (no scores, or all equal)."""
-        values = [row.values.get(task) for row in self.rows if row.values.get(task) is not None]
-        return max(values) if len(set(values)) > 1 else None
+        shown = [round(100 * v, 2) for row in self.rows if (v := row.values.get(task)) is not None]  # as printed
+        return max(shown) / 100 if len(set(shown)) > 1 else None
+
+    def is_best(self, task: str, value: float | None) -> bool:
+        best = self.best(task)
+        return value is not None and best is not None and round(100 * value, 2) == round(100 * best, 2)
 
 
 @dataclass
@@ -128,14 +132,21 @@ def _values(store: Store, key: str | None) -> dict[str, float | None]:
 def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str | None, label: str,
          type_: str | None) -> Row:  # fmt: skip
     info = infos.get(model)
-    size = "-"
-    if info is not None and info.key:
-        artifact = store.artifact(info.key)
-        size = format_size(artifact.parameters if artifact else None)
     evaluator = infos.get(eval_stage) if eval_stage else None
+    artifact = store.artifact(info.key) if info is not None and info.key else None
+    parameters = artifact.parameters if artifact else None
+    if parameters is None and evaluator is not None and evaluator.key:  # a model from outside the recipe
+        parameters = _parameters_of((store.settings(evaluator.key) or {}).get("model_dir"))
+    size = format_size(parameters)
     return Row(
         label, model, eval_stage, size, type_ or _type_of(model, infos), _values(store, evaluator and evaluator.key)
     )
+
+
+def _parameters_of(model_dir: str | None) -> int | None:
+    from dusk.stages import model_parameters
+
+    return model_parameters(Path(model_dir)) if model_dir and Path(model_dir).is_dir() else None
 
 
 def _evals_of(infos: dict[str, _StageInfo]) -> dict[str, list[str]]:
@@ -219,6 +230,7 @@ def build_report(store: Store, run_id: int | None = None) -> ReportData:
     for name, info in infos.items():
         summary = store.training(info.key) if info.key else None
         if summary is not None and summary.curve:
+            summary.detail["kind"] = info.kind
             curves[name] = summary
     return ReportData(
         title=spec.get("title") or run["recipe"],

@@ -24,19 +24,33 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
+LOSS_PANELS = (  # (title, kinds): language-model losses and preference losses live on different scales
+    ("next-token loss (pretraining, SFT)", ("pretrain", "sft")),
+    ("DPO loss (DPO, sDPO)", ("dpo", "sdpo")),
+)
+
+
 def loss_curves(data: ReportData) -> bytes | None:
-    """One line per training stage: loss against step."""
-    if not data.curves:
+    """Loss against step, one line per training stage, one panel per kind of loss."""
+    panels = [
+        (title, {n: s for n, s in data.curves.items() if s.detail.get("kind") in kinds}) for title, kinds in LOSS_PANELS
+    ]
+    panels = [(title, curves) for title, curves in panels if curves]
+    if not panels:
         return None
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(9, 4.2))
-    for name, summary in data.curves.items():
-        steps, losses = zip(*summary.curve, strict=True)
-        axis.plot(steps, losses, label=name, linewidth=1.6, marker="o" if len(steps) < 30 else None, markersize=3)
-    axis.set_xlabel("step")
-    axis.set_ylabel("training loss")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, ncols=2 if len(data.curves) > 6 else 1)
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.0), squeeze=False)
+    for axis, (title, curves) in zip(axes[0], panels, strict=True):
+        for name, summary in curves.items():
+            steps, losses = zip(*summary.curve, strict=True)
+            axis.plot(steps, losses, label=name, linewidth=1.6, marker="o" if len(steps) < 30 else None, markersize=3)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("step")
+        axis.set_ylabel("training loss")
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, ncols=2 if len(curves) > 6 else 1)
+    figure.tight_layout()
     return _png(figure)
 
 

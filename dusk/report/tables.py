@@ -22,8 +22,7 @@ def _cells(table: Table, row) -> list[tuple[str, bool]]:
     cells = []
     for task, _title in COLUMNS:
         value = row.values.get(task)
-        best = table.best(task)
-        cells.append((percent(value), best is not None and value == best))
+        cells.append((percent(value), table.is_best(task, value)))
     return cells
 
 
@@ -117,6 +116,7 @@ th { background: #f6f8fa; text-align: right; font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
 td { text-align: right; }
 td.text { text-align: left; color: #57606a; }
+th.text { text-align: left; }
 td.best { font-weight: 700; }
 img { max-width: 100%; border: 1px solid #d0d7de; border-radius: 4px; }
 footer { margin-top: 2rem; color: #57606a; font-size: .9rem; border-top: 1px solid #d0d7de; padding-top: .6rem; }
@@ -127,8 +127,11 @@ def _e(text: str) -> str:
     return html_lib.escape(str(text))
 
 
-def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+def _html_table(headers: list[str], rows: list[str], text_columns: int = 1) -> str:
+    """A table whose first `text_columns` columns are left-aligned text, the rest right-aligned numbers."""
+    head = "".join(
+        f'<th class="text">{_e(h)}</th>' if i < text_columns else f"<th>{_e(h)}</th>" for i, h in enumerate(headers)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -143,16 +146,21 @@ def _html_score_table(table: Table) -> str:
         )
         rows.append(f"<tr>{first}{cells}</tr>")
     caption = f'<p class="caption">{_e(table.caption)}</p>'
-    return f"<h2>{_e(table.name)}</h2>{caption}{_html_table(_headers(table), rows)}"
+    return f"<h2>{_e(table.name)}</h2>{caption}{_html_table(_headers(table), rows, 3 if table.main else 1)}"
 
 
 def html(data: ReportData, images: dict[str, bytes]) -> str:
     parts = [f"<h1>{_e(data.title)}</h1>"]
     parts += [_html_score_table(table) for table in data.tables]
     if data.contamination:
-        rows = ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in _contamination_rows(data)]
+        rows = [
+            "<tr>"
+            + "".join(f'<td class="text">{_e(c)}</td>' if i < 2 else f"<td>{_e(c)}</td>" for i, c in enumerate(row))
+            + "</tr>"
+            for row in _contamination_rows(data)
+        ]
         parts.append(f'<h2>{_e(CONTAMINATION_TITLE)}</h2><p class="caption">{_e(_contamination_caption(data))}</p>')
-        parts.append(_html_table(_contamination_headers(), rows))
+        parts.append(_html_table(_contamination_headers(), rows, 2))
     for name, png in images.items():
         encoded = base64.b64encode(png).decode()
         parts.append(
