@@ -234,6 +234,21 @@ def _check_external(name: str, values: dict, refs: dict, kind_name: str) -> None
                     f"stage {name}: field {input_field}: {value!r} is neither a stage of this recipe nor a built-in "
                     f"model ({', '.join(BUILTIN_MODELS)}) nor an existing path"
                 )
+    for input_field in kind.data_inputs:
+        value = values.get(input_field)
+        if isinstance(value, str) and value not in refs.get(input_field, ()) and not Path(value).expanduser().exists():
+            _check_dataset(name, input_field, value)
+
+
+def _check_dataset(stage: str, field_name: str, value: str) -> None:
+    """A data value that names no stage and no file must be a registry dataset."""
+    from dusk.data.registry import DATASETS
+
+    if value not in DATASETS:
+        raise DuskError(
+            f"stage {stage}: field {field_name}: {value!r} is neither a stage of this recipe, nor a file, nor a known "
+            f"dataset ({', '.join(sorted(DATASETS))})"
+        )
 
 
 def _order(stages: dict[str, Stage]) -> list[str]:

@@ -153,6 +153,13 @@ def test_model_that_is_neither_stage_nor_model(tmp_path: Path) -> None:
         load_recipe(write(tmp_path, data))
 
 
+def test_unknown_dataset_is_named_before_any_work(tmp_path: Path) -> None:
+    data = two_stage()
+    data["stages"]["sft"] = {"kind": "sft", "from": "dus2", "data": "alpaca_gpt5"}
+    with pytest.raises(DuskError, match=r"stage sft: field data: 'alpaca_gpt5' is neither a stage .* known dataset"):
+        load_recipe(write(tmp_path, data))
+
+
 def test_override_of_missing_field_or_stage(tmp_path: Path) -> None:
     path = write(tmp_path, two_stage())
     with pytest.raises(DuskError, match=r"override dus\.lr: stage dus \(upscale\) has no field 'lr'; valid fields: "):
