@@ -200,3 +200,13 @@ def test_parse_overrides() -> None:
         [parse_overrides(["a.b=1"])[1][0], parse_overrides(["e/x.limit=2"])[1][0]],
     )
     assert parse_overrides(["e/x.limit=2"])[1][0].stage == "e/x"
+
+
+def test_cli_reports_recipe_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dusk.recipe_commands import main
+
+    path = write(tmp_path, two_stage())
+    assert main(["run", str(path), "dus.colour=red", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "dusk: error:" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["run", str(path), "--dry-run", "--run-dir", str(tmp_path / "run")]) == 0
+    assert "2 to run" in capsys.readouterr().out
