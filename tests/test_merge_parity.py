@@ -47,8 +47,10 @@ def _config(kind: str, m: list[Path]) -> str:
         f"  - sources: [{{model: {m[0]}, layer_range: [0, 3]}}]\n"
         f"  - sources: [{{model: {m[1]}, layer_range: [1, 4]}}]\n"
         f"  - sources: [{{model: {m[2]}, layer_range: [2, 3], parameters: {{scale: 0.5}}}}]\n",
-        "slerp-slices": f"merge_method: slerp\nbase_model: {m[0]}\nparameters: {{t: [0.1, 0.9]}}\nslices:\n"
-        f"  - sources: [{{model: {m[0]}, layer_range: [0, 3]}}, {{model: {m[1]}, layer_range: [1, 4]}}]\n",
+        "slerp-slices": f"merge_method: slerp\nbase_model: {m[0]}\n"
+        "parameters: {t: [{filter: layers.1., value: 0.9}, {value: [0.1, 0.5]}]}\nslices:\n"
+        f"  - sources: [{{model: {m[0]}, layer_range: [1, 3]}}, {{model: {m[1]}, layer_range: [0, 2]}}]\n"
+        f"  - sources: [{{model: {m[0]}, layer_range: [3, 4]}}, {{model: {m[1]}, layer_range: [3, 4]}}]\n",
     }
     return configs[kind]
 

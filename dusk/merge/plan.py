@@ -114,14 +114,19 @@ def _resolve(
 
 
 def resolve_params(
-    item: OutputSlice, cfg: MergeConfig, method: MergeMethod, names: list[str], base: int | None, t: float
+    item: OutputSlice, cfg: MergeConfig, method: MergeMethod, names: tuple[str, list[str]], base: int | None, t: float
 ) -> dict[str, Any]:
-    """Each parameter's value for one output tensor; per-model ones as lists over the models they apply to."""
+    """Each parameter's value for one output tensor; per-model ones as lists over the models they apply to.
+
+    `names` is (output tensor name, input tensor names): filters of shared parameters match the output name,
+    those of per-model parameters the model's own tensor name, as in mergekit.
+    """
+    out_name, names = names
     shared_scopes = [item.parameters, cfg.parameters]
     params: dict[str, Any] = {}
     for param in method.params:
         if param.scope == "shared":
-            params[param.name] = _resolve(shared_scopes, param.name, names[0], t, method, None)
+            params[param.name] = _resolve(shared_scopes, param.name, out_name, t, method, None)
             continue
         values = []
         for index, source in enumerate(item.sources):
@@ -130,7 +135,7 @@ def resolve_params(
             own = [s.parameters for s in item.sources if s.model == source.model]
             values.append(_resolve(own + shared_scopes, param.name, names[index], t, method, source.model))
         params[param.name] = values
-    _check_params(params, method, names[0])
+    _check_params(params, method, out_name)
     return params
 
 
@@ -179,7 +184,7 @@ def _job(
 ) -> TensorJob:
     cfg, method, models = ctx
     specs = _input_specs(inputs, models, out_name)
-    params = resolve_params(item, cfg, method, [name for _m, name in inputs], base, t)
+    params = resolve_params(item, cfg, method, (out_name, [name for _m, name in inputs]), base, t)
     compute = _compute_dtype(specs, cfg)
     out_dtype = torch_dtype(cfg.out_dtype) if cfg.out_dtype and compute.is_floating_point else compute
     if cfg.out_dtype == "float64" and compute.is_floating_point:
