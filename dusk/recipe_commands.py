@@ -126,7 +126,8 @@ def format_run(data: dict) -> str:
                          f"{'-' if loss is None else f'{loss:.4f}'}")  # fmt: skip
         for score in stage["scores"]:
             if score["headline"] and not score["subject"]:
-                lines.append(f"      {score['task']:<16} {score['metric']:<12} {score['value']:.4f}  (n={score['n']})")
+                value = "-" if score["value"] is None else f"{score['value']:.4f}"
+                lines.append(f"      {score['task']:<16} {score['metric']:<16} {value}  (n={score['n']})")
         if stage["error"]:
             lines.append(f"      error: {stage['error'].strip().splitlines()[-1]}")
     return "\n".join(lines)
