@@ -114,3 +114,12 @@ def test_empty_dataset_after_filtering_says_why(tiny_llama: Path, tmp_path: Path
         DuskError, match=r"no training examples left: 3 record\(s\), 3 dropped \(prompt of --seq-len 32"
     ):
         sft.run(cfg)
+
+
+def test_gradient_checkpointing_gives_the_same_losses(tiny_llama, alpaca_pairs, tmp_path) -> None:  # noqa: F811
+    plain = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "plain", max_steps=3)
+    sft.run(plain)
+    ckpt = plain.model_copy(update={"out": tmp_path / "ckpt", "gradient_checkpointing": True})
+    sft.run(ckpt)
+    losses = [[line["loss"] for line in log_lines(c.work_dir / "log.jsonl")] for c in (plain, ckpt)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

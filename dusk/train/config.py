@@ -48,6 +48,9 @@ class TrainConfig(BaseModel):
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
     max_grad_norm: float = Field(1.0, ge=0, description="clip the gradient norm to this (0: no clipping)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="fp32, or bf16 autocast (weights stay fp32)")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in backward: less memory, ~30% slower"
+    )
     seed: int = Field(0, description="seed of data order, held-out split and initialisation (LoRA)")
     lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights; saves merged + adapter")
     lora_r: int = Field(16, ge=1, description="LoRA rank")

@@ -23,12 +23,11 @@ from dusk.atomic import atomic_output_file, check_output_dir
 from dusk.hashing import sha256_file
 from dusk.models.io import load_model, load_tokenizer, resolve_model
 from dusk.settings import cache_dir
-from dusk.train.batching import pad_collate, shift_targets
 from dusk.train.config import DPOConfig
 from dusk.train.data_source import load_records
 from dusk.train.loop import Example, Task, train
 from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
-from dusk.train.model import IGNORE, TargetLogProbs, check_seq_len, load_for_training
+from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
 from dusk.train.stage import finish, is_main_process, limit, load_eval_records, require_examples, split_heldout
 
 log = logging.getLogger(__name__)
@@ -44,35 +43,71 @@ def tokenize_preferences(records: list[dict], tokenizer, seq_len: int) -> list[E
     for prompt, good, bad in zip(prompts, chosen, rejected, strict=True):
         if len(prompt) + max(len(good), len(bad)) + len(eos) > seq_len:
             prompt = prompt[-(seq_len // 2) :]
+        prompt = prompt or eos  # the first answer token is predicted from the last prompt token
         room = seq_len - len(prompt)
         examples.append({"prompt": prompt, "chosen": (good + eos)[:room], "rejected": (bad + eos)[:room]})
     return examples
 
 
-def _rows(examples: list[Example]) -> list[Example]:
-    """The 2B sequences of a batch: every prompt+chosen, then every prompt+rejected (loss on responses)."""
-    rows = []
-    for side in ("chosen", "rejected"):
-        for ex in examples:
-            ids = ex["prompt"] + ex[side]
-            rows.append({"input_ids": ids, "targets": shift_targets(ids, len(ex["prompt"]))})
-    return rows
+def _layout(examples: list[Example], width: int) -> tuple[list[int], list[int], list[int]]:
+    """Flat positions, labels and sequence index (chosen b, rejected B+b) of every response token.
+
+    Row b is prompt | chosen | rejected. chosen[k] is predicted at position P-1+k; rejected[0] at P-1 (the last
+    prompt token, shared), rejected[k] at the position of rejected[k-1], which is P+C+k-1.
+    """
+    positions, labels, rows = [], [], []
+    for b, ex in enumerate(examples):
+        base, p, c = b * width, len(ex["prompt"]), len(ex["chosen"])
+        positions += [base + p - 1 + k for k in range(c)]
+        positions += [base + p - 1] + [base + p + c + k - 1 for k in range(1, len(ex["rejected"]))]
+        labels += ex["chosen"] + ex["rejected"]
+        rows += [b] * c + [len(examples) + b] * len(ex["rejected"])
+    return positions, labels, rows
+
+
+def shared_prompt_mask(segments: torch.Tensor) -> torch.Tensor:
+    """[B, 1, T, T] additive mask: causal, and a token sees the prompt (segment 0) and its own segment only."""
+    causal = torch.ones(segments.shape[1], segments.shape[1], dtype=torch.bool).tril()
+    query, key = segments.unsqueeze(2), segments.unsqueeze(1)  # [B, T, 1], [B, 1, T]
+    allowed = causal & ((key == 0) | (key == query))
+    mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    return mask.unsqueeze(1)
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
-    batch = pad_collate(_rows(examples), pad_id)
-    batch["lengths"] = torch.tensor([len(ex[s]) for s in ("chosen", "rejected") for ex in examples], dtype=torch.float)
+    """One row per pair, prompt | chosen | rejected: the prompt is read once for both answers; positions of the
+    rejected answer restart after the prompt and its tokens never attend to the chosen ones."""
+    width = max(len(ex["prompt"]) + len(ex["chosen"]) + len(ex["rejected"]) for ex in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(examples), width), dtype=torch.long)
+    segments = torch.full((len(examples), width), 3, dtype=torch.long)  # 0 prompt, 1 chosen, 2 rejected, 3 pad
+    for b, ex in enumerate(examples):
+        p, c, r = len(ex["prompt"]), len(ex["chosen"]), len(ex["rejected"])
+        input_ids[b, : p + c + r] = torch.tensor(ex["prompt"] + ex["chosen"] + ex["rejected"])
+        position_ids[b, : p + c] = torch.arange(p + c)
+        position_ids[b, p + c : p + c + r] = torch.arange(p, p + r)
+        position_ids[b, p + c + r :] = torch.arange(width - p - c - r)
+        segments[b, :p], segments[b, p : p + c], segments[b, p + c : p + c + r] = 0, 1, 2
+    positions, labels, rows = _layout(examples, width)
+    batch = {
+        "input_ids": input_ids,
+        "position_ids": position_ids,
+        "attention_mask": shared_prompt_mask(segments),
+        "positions": torch.tensor(positions),
+        "labels": torch.tensor(labels),
+        "rows": torch.tensor(rows),
+        "lengths": torch.tensor([len(ex[s]) for s in ("chosen", "rejected") for ex in examples], dtype=torch.float),
+    }
     if "ref_chosen" in examples[0]:
         batch["ref"] = torch.tensor([ex[f"ref_{s}"] for s in ("chosen", "rejected") for ex in examples])
     return batch
 
 
 def policy_logps(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-    """Summed response log-probs of the batch's 2B rows [2B]."""
-    targets = batch["targets"]
-    token_logps = model(input_ids=batch["input_ids"], targets=targets, position_ids=batch["position_ids"])
-    rows = torch.arange(targets.shape[0]).unsqueeze(1).expand_as(targets)[targets != IGNORE]
-    return sequence_logps(token_logps, rows, targets.shape[0])
+    """Summed response log-probs [2B]: every chosen answer, then every rejected one."""
+    inputs = {k: batch[k] for k in ("input_ids", "position_ids", "attention_mask", "positions", "labels")}
+    token_logps = model(**inputs)
+    return sequence_logps(token_logps, batch["rows"], 2 * batch["input_ids"].shape[0])
 
 
 def dpo_task(cfg: DPOConfig, pad_id: int) -> Task:

@@ -23,20 +23,35 @@ IGNORE = -100  # target id of positions without a loss
 
 
 class TargetLogProbs(nn.Module):
-    """Wrap a causal LM: forward(input_ids, targets) -> log p(target) at each position whose target is not IGNORE."""
+    """Wrap a causal LM: log p(label) only where a label is asked for (the LM head runs on those positions only).
+
+    Two ways to ask: `targets` [B, T] (the token to predict after input_ids[b, :t+1], or IGNORE), or `positions`
+    [n] (flat indices into B*T, repeats allowed) with `labels` [n]. `attention_mask` may be a 4D additive mask.
+    """
 
     def __init__(self, lm: nn.Module) -> None:
         super().__init__()
         self.lm = lm
 
     def forward(
-        self, input_ids: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        # input_ids, targets, position_ids: [B, T]; targets[b, t] is the token to predict after input_ids[b, :t+1]
-        hidden = self.lm.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False)
-        keep = targets != IGNORE
-        logits = self.lm.get_output_embeddings()(hidden.last_hidden_state[keep])  # [n, vocab], only kept rows
-        return -F.cross_entropy(logits.float(), targets[keep], reduction="none")  # [n]
+        decoder = self.lm.get_decoder()
+        out = decoder(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False)
+        hidden = out.last_hidden_state  # [B, T, H]
+        if targets is not None:
+            keep = targets != IGNORE
+            picked, labels = hidden[keep], targets[keep]
+        else:
+            picked = hidden.flatten(0, 1)[positions]
+        logits = self.lm.get_output_embeddings()(picked)  # [n, vocab], only the asked-for rows
+        return -F.cross_entropy(logits.float(), labels, reduction="none")  # [n]
 
 
 def max_positions(model_dir: Path) -> int | None:
@@ -90,6 +105,8 @@ def load_for_training(model_dir: Path, cfg: TrainConfig) -> tuple[nn.Module, nn.
     check_seq_len(model_dir, cfg.seq_len)
     lm = load_model(model_dir, dtype="float32")
     lm.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     peft_model = None
     if cfg.lora:
         torch.manual_seed(cfg.seed)
