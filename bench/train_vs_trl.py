@@ -65,8 +65,9 @@ def dusk_worker(kind: str, spec: dict, args: argparse.Namespace, quality: bool) 
     from dusk.train.config import DPOConfig, SFTConfig
 
     steps = args.quality_steps if quality else args.steps
+    batch = args.quality_batch_size if quality else args.batch_size
     common = dict(model=spec["model"], data=spec[f"{kind}_train"], out=Path(spec["work"]) / f"dusk-{kind}-{quality}",
-                  max_steps=steps, seq_len=args.seq_len, batch_size=args.batch_size, lr=LR[kind], template="none",
+                  max_steps=steps, seq_len=args.seq_len, batch_size=batch, lr=LR[kind], template="none",
                   eval_size=0, progress=False, force=True)  # fmt: skip
     if quality:
         common.update(eval_data=spec[f"{kind}_eval"], eval_size=args.eval_size, eval_every=steps)
@@ -139,7 +140,8 @@ def run_worker(name: str, spec_path: Path, args: argparse.Namespace) -> dict:
     result_path = spec_path.with_name(f"{name}.json")
     command = [sys.executable, __file__, "--worker", name, "--spec", str(spec_path), "--steps", str(args.steps),
                "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--eval-size", str(args.eval_size),
-               "--quality-steps", str(args.quality_steps), "--threads", str(args.threads)]  # fmt: skip
+               "--quality-steps", str(args.quality_steps), "--threads", str(args.threads),
+               "--quality-batch-size", str(args.quality_batch_size)]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(args.threads)}
     measured = measure(command, env=env, quiet=not args.verbose)
     if measured.returncode != 0:
@@ -183,6 +185,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--eval-size", type=int, default=32, help="held-out examples of the quality runs")
     parser.add_argument("--quality-steps", type=int, default=50, help="steps of the quality runs (0: skip them)")
+    parser.add_argument("--quality-batch-size", type=int, default=1, help="batch of the quality runs (CPU time)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (1: best on a shared machine)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these (dusk-sft trl-sft dusk-dpo ...)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
