@@ -6,7 +6,7 @@ process, one after the other, on the same model object: wall time of each, the r
 the largest log-likelihood difference and the count of questions whose argmax choice differs (must be 0).
 Target: dusk >= 3x faster than HFLM.
 
-    DUSK_DATA_DIR=/work/shared/data .venv/bin/python bench/eval_engine.py [--questions 25] [--batch-size 8]
+    DUSK_DATA_DIR=/work/shared/data .venv/bin/python bench/eval_engine.py [--questions 13] [--threads 1]
 """
 
 import argparse
@@ -81,7 +81,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=13, help="test questions per subject (4 requests each)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of both tools")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for both tools (0 = torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = Path(os.environ.get("DUSK_DATA_DIR", "/work/shared/data"))
     model_dir = resolve_model("smollm2-135m")
     model, tokenizer = load_model(model_dir, dtype="float32"), load_tokenizer(model_dir)

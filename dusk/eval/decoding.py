@@ -71,7 +71,8 @@ class Decoder:
                 return
             if len(still) < len(active):
                 state, active = state.select(still), [active[j] for j in still]
-            hidden, state = self.engine._forward(state, [[generated[index][-1]] for index in active])
+            spare = max(self.requests[index].max_new_tokens - len(generated[index]) for index in active)
+            hidden, state = self.engine._forward(state, [[generated[index][-1]] for index in active], spare)
             self.engine.stats.tokens_minimum += len(active)
             next_tokens = self._next_tokens(hidden[:, 0])
 

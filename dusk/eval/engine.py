@@ -69,8 +69,8 @@ class Engine:
     def loglikelihood(self, requests: list[LoglikelihoodRequest], progress: bool = True) -> list[LoglikelihoodResult]:
         """Summed log-probability of each continuation given its context, and whether greedy decoding yields it."""
         sequences = [encode_request(self.tokenizer, request, self.max_length) for request in requests]
-        self.stats.tokens_minimum += unique_token_count([s.forwarded for s in sequences])
         if not self.config.fast:
+            self.stats.tokens_minimum += unique_token_count([s.forwarded for s in sequences])
             return [self._score_plain(s) for s in tqdm(sequences, desc="loglikelihood", disable=not progress)]
         return self._score_fast(sequences, progress)
 
@@ -85,12 +85,14 @@ class Engine:
         return LoglikelihoodResult(float(logprob), bool((logits.argmax(-1) == targets).all()))
 
     def _score_fast(self, sequences: list[ScoredSequence], progress: bool) -> list[LoglikelihoodResult]:
-        marks = []
-        for i, seq in enumerate(sequences):
-            n = len(seq.forwarded)
+        forwarded, marks = [s.forwarded for s in sequences], []
+        for i, (seq, read) in enumerate(zip(sequences, forwarded, strict=True)):
             # position p reads tokens[:p+1] and predicts tokens[p+1]; the continuation is predicted by the last n_cont
-            marks.append([(p, (i, k, seq.tokens[p + 1])) for k, p in enumerate(range(n - seq.n_continuation, n))])
-        tree = build_tree([s.forwarded for s in sequences], marks)
+            span = range(len(read) - seq.n_continuation, len(read))
+            marks.append([(p, (i, k, seq.tokens[p + 1])) for k, p in enumerate(span)])
+        tree = build_tree(forwarded, marks)
+        del forwarded
+        self.stats.tokens_minimum += tree.unique_tokens
         compact(tree.root, self.config.min_shared)
         logprobs = [torch.zeros(s.n_continuation) for s in sequences]
         greedy = [torch.zeros(s.n_continuation, dtype=torch.bool) for s in sequences]
@@ -106,11 +108,11 @@ class Engine:
         bar.close()
         return [LoglikelihoodResult(float(lp.sum()), bool(g.all())) for lp, g in zip(logprobs, greedy, strict=True)]
 
-    def _forward(self, state: KVState, segments: list[list[int]]) -> tuple[torch.Tensor, KVState]:
-        """One forward call: a segment per row on top of the rows' cached past."""
+    def _forward(self, state: KVState, segments: list[list[int]], spare: int = 0) -> tuple[torch.Tensor, KVState]:
+        """One forward call: a segment per row on top of the rows' cached past (`spare`: see forward_segments)."""
         self.stats.tokens_forwarded += len(segments) * max(len(s) for s in segments)
         self.stats.forward_calls += 1
-        return forward_segments(self.decoder, state, segments, self.pad_id)
+        return forward_segments(self.decoder, state, segments, self.pad_id, spare)
 
     @torch.no_grad()
     def _score_marks(self, hidden: torch.Tensor, nodes: list[Node], logprobs: list, greedy: list) -> None:

@@ -13,6 +13,39 @@ ids, so a row computes exactly what the unpadded sequence would, up to float rou
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+
+class GrowingLayer(DynamicLayer):
+    """A cache layer whose keys/values sit in a buffer with spare slots, so appending a token (decoding) writes in
+    place instead of copying the whole past as `DynamicLayer`'s concatenation does."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, spare: int) -> None:
+        super().__init__()
+        self.device, self.is_initialized, self.filled = keys.device, True, keys.shape[2]
+        self._keys, self._values = self._allocate(keys, spare), self._allocate(values, spare)
+        self.keys, self.values = keys, values
+
+    @staticmethod
+    def _allocate(cached: torch.Tensor, spare: int) -> torch.Tensor:
+        rows, heads, past, dim = cached.shape
+        buffer = cached.new_empty(rows, heads, past + spare, dim)
+        buffer[:, :, :past] = cached
+        return buffer
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self.filled + key_states.shape[2]
+        if end > self._keys.shape[2]:  # out of room: a new buffer with twice the room
+            spare = 2 * max(end - self.filled, self._keys.shape[2] - self.filled)
+            self._keys, self._values = self._allocate(self.keys, spare), self._allocate(self.values, spare)
+        self._keys[:, :, self.filled : end] = key_states
+        self._values[:, :, self.filled : end] = value_states
+        self.filled = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.filled
 
 
 @dataclass
@@ -22,6 +55,7 @@ class KVState:
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per layer (keys, values): [rows, heads, past, head_dim]
     mask: torch.Tensor  # [rows, past] bool: slot holds a real token of this row
     lengths: torch.Tensor  # [rows] long: tokens of the row so far = position id of its next token
+    growing: list[GrowingLayer] | None = None  # the buffers behind `kv` when they have room to append in place
 
     @staticmethod
     def empty(device: str | torch.device) -> "KVState":
@@ -55,18 +89,28 @@ def _attention_mask(key_mask: torch.Tensor, past: int, new: int, dtype: torch.dt
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def _cache(kv: list[tuple[torch.Tensor, torch.Tensor]] | None):
-    from transformers import DynamicCache
-
-    return DynamicCache() if kv is None else DynamicCache(ddp_cache_data=kv)
+def _cache(state: KVState, spare: int) -> tuple[Cache, list[GrowingLayer] | None]:
+    """A transformers cache holding the state's past (in growing buffers when `spare` free slots are wanted)."""
+    if state.growing is not None:
+        return Cache(layers=state.growing), state.growing
+    if state.kv is None:
+        return DynamicCache(), None
+    if spare <= 0:
+        return DynamicCache(ddp_cache_data=state.kv), None
+    growing = [GrowingLayer(keys, values, spare) for keys, values in state.kv]
+    return Cache(layers=growing), growing
 
 
 @torch.no_grad()
-def forward_segments(decoder, state: KVState, segments: list[list[int]], pad_id: int) -> tuple[torch.Tensor, KVState]:
+def forward_segments(
+    decoder, state: KVState, segments: list[list[int]], pad_id: int, spare: int = 0
+) -> tuple[torch.Tensor, KVState]:
     """Run `decoder` (the model without its LM head) on one segment per row of `state` (already selected).
 
     Returns the last hidden states `[rows, longest segment, hidden]` (padding positions hold junk) and the new
-    state, whose past is the old past plus the segment slots."""
+    state, whose past is the old past plus the segment slots. With `spare` > 0 the past is copied once into
+    buffers with that many free slots, which later calls on the returned state fill in place (greedy decoding);
+    a state whose buffers were appended to must not be used again."""
     device = state.mask.device
     rows, longest = len(segments), max(len(s) for s in segments)
     ids = torch.full((rows, longest), pad_id, dtype=torch.long)
@@ -78,10 +122,10 @@ def forward_segments(decoder, state: KVState, segments: list[list[int]], pad_id:
     key_mask = torch.cat([state.mask, new_mask.to(device)], dim=1)
     eager = getattr(decoder.config, "_attn_implementation", "sdpa") == "eager"
     mask = _attention_mask(key_mask, state.past, longest, decoder.dtype, eager)
-    cache = _cache(state.kv)
+    cache, growing = _cache(state, spare)
     out = decoder(
         input_ids=ids.to(device), attention_mask=mask, position_ids=positions.to(device), cache=cache, use_cache=True
     )
     kv = [(layer.keys, layer.values) for layer in cache.layers]
     lengths = state.lengths + new_mask.sum(dim=1)
-    return out.last_hidden_state, KVState(kv, key_mask, lengths)
+    return out.last_hidden_state, KVState(kv, key_mask, lengths, growing)
