@@ -31,15 +31,22 @@ class TinyRun:
     seconds: float
 
 
+_RUNS: dict[str, TinyRun] = {}  # one run per session, even though each test module imports the fixture
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyRun]:
+    if "tiny" in _RUNS:
+        yield _RUNS["tiny"]
+        return
     previous = os.environ.get("DUSK_DATA_DIR")
     os.environ["DUSK_DATA_DIR"] = str(real_data_dir())
     try:
         run_dir = tmp_path_factory.mktemp("tiny-run")
         started = time.perf_counter()
         summary = run_recipe(load_recipe(RECIPES / "tiny.yaml"), run_dir, show_progress=False)
-        yield TinyRun(RECIPES / "tiny.yaml", run_dir, summary, time.perf_counter() - started)
+        _RUNS["tiny"] = TinyRun(RECIPES / "tiny.yaml", run_dir, summary, time.perf_counter() - started)
+        yield _RUNS["tiny"]
     finally:
         if previous is None:
             os.environ.pop("DUSK_DATA_DIR", None)
