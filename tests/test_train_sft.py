@@ -123,3 +123,12 @@ def test_gradient_checkpointing_gives_the_same_losses(tiny_llama, alpaca_pairs, 
     sft.run(ckpt)
     losses = [[line["loss"] for line in log_lines(c.work_dir / "log.jsonl")] for c in (plain, ckpt)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_bf16_autocast_trains_close_to_fp32(tiny_llama, alpaca_pairs, tmp_path) -> None:  # noqa: F811
+    fp32 = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "fp32", max_steps=2)
+    sft.run(fp32)
+    bf16 = fp32.model_copy(update={"out": tmp_path / "bf16", "precision": "bf16"})
+    sft.run(bf16)
+    losses = [[line["loss"] for line in log_lines(c.work_dir / "log.jsonl")] for c in (fp32, bf16)]
+    assert losses[1] == pytest.approx(losses[0], rel=0.02) and losses[1] != losses[0]  # bf16 really was used

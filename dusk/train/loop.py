@@ -51,8 +51,8 @@ class TrainResult:
     train_loss: float
     eval_metrics: dict[str, float] = field(default_factory=dict)
     log_path: Path | None = None
-    seconds: float = 0.0
-    tokens: int = 0
+    seconds: float = 0.0  # in optimizer steps (this session)
+    tokens: int = 0  # read in this session
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -173,7 +173,7 @@ def _train_step(run: _Run) -> dict[str, Any]:
         start = micro * per_micro + acc.process_index * cfg.batch_size
         local = examples[start : start + cfg.batch_size]
         sync = nullcontext() if micro == cfg.grad_accum - 1 else acc.no_sync(run.model)
-        with sync, acc.autocast():
+        with sync, _autocast(run):
             loss, metrics = run.task.loss(run.model, run.task.collate(local))
             acc.backward(loss * acc.num_processes / total_units)
         sums += torch.tensor([loss.detach().float().item(), sum(run.task.tokens(ex) for ex in local)])
@@ -248,7 +248,14 @@ def _make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
 
     # cpu=True when there is no GPU: processes started by `accelerate launch --multi_gpu` then use DDP over gloo
-    return Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    # bf16 is dusk's own autocast (see _autocast): accelerate's process-wide state cannot change between runs
+    return Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available())
+
+
+def _autocast(run: "_Run") -> Any:
+    """bf16 autocast of forward and loss when --precision bf16 (weights, gradients, optimizer stay fp32)."""
+    device = run.accelerator.device.type
+    return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=run.cfg.precision == "bf16")
 
 
 def train(
@@ -284,11 +291,13 @@ def _run_steps(
         total=cfg.max_steps, initial=run.step, desc=run.task.name, disable=not (cfg.progress and acc.is_main_process)
     )
     start, start_tokens, record = time.perf_counter(), run.tokens, {"loss": float("nan")}
+    train_seconds = 0.0  # time inside optimizer steps only (evaluation and checkpoints excluded)
     while run.step < cfg.max_steps:
+        step_start = time.perf_counter()
         record = _train_step(run)
-        elapsed = time.perf_counter() - start
-        record["tokens_per_s"] = (run.tokens - start_tokens) / max(elapsed, 1e-9)
-        record["elapsed_s"] = elapsed
+        train_seconds += time.perf_counter() - step_start
+        record["tokens_per_s"] = (run.tokens - start_tokens) / max(train_seconds, 1e-9)
+        record["elapsed_s"] = time.perf_counter() - start
         run.log.write(record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{record['tokens_per_s']:.0f}")
@@ -300,8 +309,7 @@ def _run_steps(
             on_step(record)
     bar.close()
     eval_metrics = _maybe_eval(run, lm, eval_examples) or eval_metrics
-    seconds = time.perf_counter() - start
-    return TrainResult(run.step, record["loss"], eval_metrics, run.log.path, seconds, run.tokens - start_tokens)
+    return TrainResult(run.step, record["loss"], eval_metrics, run.log.path, train_seconds, run.tokens - start_tokens)
 
 
 def _maybe_eval(run: _Run, lm: nn.Module, examples: list[Example], at_start: bool = False) -> dict[str, float]:
