@@ -28,7 +28,7 @@ from dusk.train.data_source import load_records
 from dusk.train.loop import Example, Task, train
 from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
 from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
-from dusk.train.stage import finish, is_main_process, limit, load_eval_records, require_examples, split_heldout
+from dusk.train.stage import barrier, finish, is_main_process, limit, load_eval_records, require_examples, split_heldout
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +176,8 @@ def reference_logps(ref_dir: Path, examples: list[Example], cfg: DPOConfig, pad_
         values = compute_reference(ref_dir, examples, cfg.batch_size, pad_id)
         with atomic_output_file(path) as tmp:
             save_file({"logps": values}, tmp, metadata={"reference_hash": ref_key, "data_hash": data_key})
-    _barrier()
+    barrier()
     return load_file(path)["logps"], info
-
-
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
 
 
 def attach_reference(examples: list[Example], logps: torch.Tensor) -> None:

@@ -100,13 +100,16 @@ def finish(
         if result.log_path is not None and result.log_path.exists():
             files["dusk_train_log.jsonl"] = result.log_path.read_text()
         save_trained(lm, peft_model, source_dir, cfg.out, cfg.force, files)
-    _barrier()
+    barrier()
     return cfg.out
 
 
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+def barrier() -> None:
+    """Wait for every process of a multi-process run (starting the process group if needed); no-op alone."""
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
 
 
 def copy_model_dir(source: Path, out: Path) -> None:
