@@ -155,15 +155,18 @@ def generalized_task_arithmetic(
     deltas = base.new_empty((len(others), *base.shape))
     for slot, index in enumerate(others):
         torch.sub(group.tensor(index), base, out=deltas[slot])  # the input itself is not kept
-        if sparsification == "magnitude":
-            sparsify.magnitude_(deltas[slot], p["density"][slot])
-        elif sparsification == "random":
-            deltas[slot] = sparsify.bernoulli(deltas[slot], p["density"][slot], p["rescale"], group.generator)
-    weights = torch.tensor(p["weight"], dtype=deltas.dtype).reshape(-1, *([1] * base.dim()))
-    deltas.mul_(weights)
+    if sparsification is not None:
+        del base  # not needed while trimming (the largest scratch); read again after
+        for slot in range(len(others)):
+            if sparsification == "magnitude":
+                sparsify.magnitude_(deltas[slot], p["density"][slot])
+            else:
+                deltas[slot] = sparsify.bernoulli(deltas[slot], p["density"][slot], p["rescale"], group.generator)
+        base = group.tensor(group.base)
+    deltas.mul_(torch.tensor(p["weight"], dtype=deltas.dtype).reshape(-1, *([1] * base.dim())))
     out = torch.empty_like(base)
     for rows in _row_blocks(base):
-        out[rows] = base[rows] + _mix(deltas[(slice(None), rows)], weights, consensus, p["normalize"], p["lambda"])
+        out[rows] = base[rows] + _mix(deltas[(slice(None), rows)], p["weight"], consensus, p["normalize"], p["lambda"])
     return out
 
 
@@ -175,18 +178,25 @@ def _row_blocks(tensor: torch.Tensor, elements: int = 1 << 20) -> list:
     return [slice(start, start + step) for start in range(0, tensor.shape[0], step)]
 
 
-def _mix(deltas: torch.Tensor, weights: torch.Tensor, consensus: bool, normalize: bool, lam: float) -> torch.Tensor:
-    """lambda * sum_i m_i d_i / D for one block of the (already weighted) task vectors d_i."""
+def _mix(deltas: torch.Tensor, weights: list[float], consensus: bool, normalize: bool, lam: float) -> torch.Tensor:
+    """lambda * sum_i m_i d_i / D for one block of the (already weighted) task vectors d_i.
+
+    With consensus, m_i = [sign(d_i) == s], s = +1 where sum_i d_i >= 0 else -1 (a zero d_i never agrees).
+    """
+    coefficients = torch.tensor(weights, dtype=deltas.dtype)
     if consensus:
-        majority = (deltas.sum(dim=0) >= 0).to(deltas.dtype) * 2 - 1
-        mask = deltas.sign() == majority
-        mixed = (deltas * mask).sum(dim=0)
-        divisor = (weights * mask).sum(dim=0)
+        positive = deltas.sum(dim=0) >= 0
+        mixed = torch.zeros_like(deltas[0])
+        divisor = torch.zeros_like(deltas[0])
+        for delta, weight in zip(deltas, coefficients, strict=True):
+            agree = torch.where(positive, delta > 0, delta < 0)
+            mixed += torch.where(agree, delta, 0)
+            divisor += agree * weight
         divisor[divisor == 0] = 1
     else:
         mixed = deltas.sum(dim=0)
-        divisor = weights.sum(dim=0)
-        divisor[divisor.abs() < 1e-8] = 1
+        divisor = coefficients.sum()
+        divisor = torch.where(divisor.abs() < 1e-8, 1, divisor)
     if normalize:
         mixed /= divisor
     if lam != 1:

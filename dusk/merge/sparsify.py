@@ -20,19 +20,26 @@ def _magnitude_bits(flat: torch.Tensor) -> list[torch.Tensor]:
     return [block.abs().float().view(torch.int32) for block in flat.split(_BLOCK)]
 
 
-def _kth_largest_bits(blocks: list[torch.Tensor], k: int) -> int:
-    """The k-th largest (1-based) of non-negative int32 bit patterns, by a radix select over the 16-bit halves."""
-    rank = sum(bits.numel() for bits in blocks) - k  # 0-based position of the answer in ascending order
+def _kth_largest_bits(blocks: list[torch.Tensor], k: int) -> tuple[int, int]:
+    """(t, #(bits >= t)) for t the k-th largest (1-based) of non-negative int32 bit patterns: a two-pass radix
+    select over the 16-bit halves (O(n), histograms only)."""
+    total = sum(bits.numel() for bits in blocks)
+    rank = total - k  # 0-based position of the answer in ascending order
     high = torch.zeros(_HIGH_BINS, dtype=torch.int64)
     for bits in blocks:
         high += torch.bincount(bits >> 16, minlength=_HIGH_BINS)
     below = high.cumsum(0)  # [b] = #(high half <= b)
     bucket = int(torch.searchsorted(below, rank, right=True))
-    rank -= int(below[bucket - 1]) if bucket else 0
+    before = int(below[bucket - 1]) if bucket else 0
     low = torch.zeros(_LOW_BINS, dtype=torch.int64)
+    lowest, highest = bucket << 16, (bucket + 1) << 16
     for bits in blocks:
-        low += torch.bincount(bits[(bits >> 16) == bucket] & 0xFFFF, minlength=_LOW_BINS)
-    return (bucket << 16) | int(torch.searchsorted(low.cumsum(0), rank, right=True))
+        inside = bits[(bits >= lowest) & (bits < highest)]
+        low += torch.bincount(inside - lowest, minlength=_LOW_BINS)
+    below_low = low.cumsum(0)
+    offset = int(torch.searchsorted(below_low, rank - before, right=True))
+    at_least = total - before - (int(below_low[offset - 1]) if offset else 0)
+    return lowest | offset, at_least
 
 
 def magnitude_(delta: torch.Tensor, density: float) -> torch.Tensor:
@@ -48,16 +55,28 @@ def magnitude_(delta: torch.Tensor, density: float) -> torch.Tensor:
     flat = delta.view(-1)
     k = max(1, int(density * flat.numel()))
     blocks = _magnitude_bits(flat)
-    threshold = _kth_largest_bits(blocks, k)
-    if sum(int((bits >= threshold).sum()) for bits in blocks) == k:
+    threshold, at_least = _kth_largest_bits(blocks, k)
+    if at_least == k:
         for block, bits in zip(flat.split(_BLOCK), blocks, strict=True):
             block.masked_fill_(bits < threshold, 0)
         return delta
-    # Entries tie at the threshold and only some of them fit: replay mergekit's sort for its order among ties.
     del blocks
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    keep[torch.argsort(flat.abs().float(), descending=True)[:k]] = True
-    return delta.masked_fill_(~keep.view(delta.shape), 0)
+    return _replay_argsort_(delta, k)
+
+
+def _replay_argsort_(delta: torch.Tensor, k: int) -> torch.Tensor:
+    """Entries tie at the threshold and only some fit: keep the first k of mergekit's argsort (its tie order).
+
+    Sorting a copy of |delta| in place (`out=` itself) gives the same permutation as `argsort` with 2 fewer
+    tensor-sized buffers.
+    """
+    flat = delta.view(-1)
+    magnitudes = flat.abs().float()
+    order = torch.empty(flat.numel(), dtype=torch.int64)
+    torch.sort(magnitudes, descending=True, out=(magnitudes, order))
+    del magnitudes
+    flat[order[k:]] = 0
+    return delta
 
 
 def magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
