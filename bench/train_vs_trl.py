@@ -4,7 +4,8 @@ Same records (real Alpaca-GPT4 and UltraFeedback, Alpaca-style template, only ex
 neither tool truncates), same sequence length, batch, steps, lr and schedule. Each trainer runs in its own
 process: training tokens/s (prompt and response tokens read, padding excluded, timed from the first to the last
 step), and peak RSS of the whole process. dusk DPO's reference log-probs are computed once (cold cache here,
-timed separately); TRL keeps its reference model in memory and runs it every step (its default).
+timed separately); TRL keeps its reference model in memory and runs it every step (its default). TRL runs with
+its defaults, which include gradient checkpointing: dusk is measured without it (its default) and with it (-gc).
 Then quality on the real model (dusk only): held-out response loss before/after --quality-steps SFT steps, and
 held-out reward accuracy before/after --quality-steps DPO steps.
 Targets: SFT >= 1.0x TRL tokens/s, DPO >= 1.5x, peak RSS <= TRL's.
@@ -60,22 +61,24 @@ def prepare(args: argparse.Namespace, work: Path) -> dict:
     return spec
 
 
-def dusk_worker(kind: str, spec: dict, args: argparse.Namespace, quality: bool) -> dict:
+def dusk_worker(kind: str, spec: dict, args: argparse.Namespace, variant: str) -> dict:
+    """variant '' (speed run), 'gc' (speed run with gradient checkpointing, TRL's default) or 'quality'."""
     from dusk.train import dpo, sft
     from dusk.train.config import DPOConfig, SFTConfig
 
+    quality = variant == "quality"
     steps = args.quality_steps if quality else args.steps
     batch = args.quality_batch_size if quality else args.batch_size
-    common = dict(model=spec["model"], data=spec[f"{kind}_train"], out=Path(spec["work"]) / f"dusk-{kind}-{quality}",
+    common = dict(model=spec["model"], data=spec[f"{kind}_train"], out=Path(spec["work"]) / f"dusk-{kind}-{variant}",
                   max_steps=steps, seq_len=args.seq_len, batch_size=batch, lr=LR[kind], template="none",
-                  eval_size=0, progress=False, force=True)  # fmt: skip
+                  eval_size=0, progress=False, force=True, gradient_checkpointing=variant == "gc")  # fmt: skip
     if quality:
         common.update(eval_data=spec[f"{kind}_eval"], eval_size=args.eval_size, eval_every=steps)
     start = time.perf_counter()
     if kind == "sft":
         out = sft.run(SFTConfig(**common))
     else:
-        out = dpo.run(DPOConfig(**common, ref_cache=Path(spec["work"]) / f"ref-cache-{quality}"))
+        out = dpo.run(DPOConfig(**common, ref_cache=Path(spec["work"]) / f"ref-cache-{variant}"))
     summary = json.loads((out / "dusk_train.json").read_text())
     log = [json.loads(line) for line in (out / "dusk_train_log.jsonl").read_text().splitlines()]
     evals = [line for line in log if line.get("kind") == "eval"]
@@ -162,11 +165,13 @@ def report(results: dict[str, dict]) -> None:
         print(f"{name:<12} {r['tokens']:>8} {r['train_seconds']:>8.1f} {_rate(r):>9.0f} {r['total_seconds']:>8.1f} "
               f"{r['peak_rss_mib']:>12.0f}")  # fmt: skip
     for kind, target in (("sft", 1.0), ("dpo", 1.5)):
-        ours, theirs = results.get(f"dusk-{kind}"), results.get(f"trl-{kind}")
-        if ours and theirs:
-            speed, rss = _rate(ours) / _rate(theirs), ours["peak_rss_mib"] / theirs["peak_rss_mib"]
-            print(f"{kind}: tokens/s ratio dusk/TRL {speed:.2f}x (target >= {target}x), "
-                  f"peak RSS ratio {rss:.2f} (target <= 1.0)")  # fmt: skip
+        theirs = results.get(f"trl-{kind}")
+        for name in (f"dusk-{kind}", f"dusk-{kind}-gc"):
+            ours = results.get(name)
+            if ours and theirs:
+                speed, rss = _rate(ours) / _rate(theirs), ours["peak_rss_mib"] / theirs["peak_rss_mib"]
+                print(f"{name} / trl-{kind}: tokens/s {speed:.2f}x (target >= {target}x), "
+                      f"peak RSS {rss:.2f}x (target <= 1.0)")  # fmt: skip
     for kind, metric in (("sft", "eval_loss"), ("dpo", "eval_reward_accuracy")):
         quality = results.get(f"dusk-{kind}-quality")
         if quality:
@@ -197,14 +202,14 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         spec = json.loads(args.spec.read_text())
-        tool, kind, *quality = args.worker.split("-")
-        result = trl_worker(kind, spec, args) if tool == "trl" else dusk_worker(kind, spec, args, bool(quality))
+        tool, kind, *variant = args.worker.split("-")
+        result = trl_worker(kind, spec, args) if tool == "trl" else dusk_worker(kind, spec, args, "".join(variant))
         args.spec.with_name(f"{args.worker}.json").write_text(json.dumps(result))
         return
     work = Path(tempfile.mkdtemp(prefix="dusk-bench-train-"))
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(prepare(args, work)))
-    names = ["dusk-sft", "trl-sft", "dusk-dpo", "trl-dpo"]
+    names = ["dusk-sft", "dusk-sft-gc", "trl-sft", "dusk-dpo", "dusk-dpo-gc", "trl-dpo"]
     if args.quality_steps:
         names += ["dusk-sft-quality", "dusk-dpo-quality"]
     results = {}
