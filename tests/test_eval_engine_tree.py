@@ -92,3 +92,21 @@ def test_segments_on_a_padded_past_equal_whole_sequences(tiny_llama):
     assert level2.lengths.tolist() == [4 + 1 + 3, 4 + 2 + 1]
     cut = level2.truncate(torch.tensor([4 + 5 + 1, 4 + 5 + 1]))  # keep the past and each row's first new token
     assert cut.lengths.tolist() == [4 + 1 + 1, 4 + 2 + 1]
+
+
+def test_decoding_into_growing_buffers_equals_copying_the_past(tiny_llama):
+    from dusk.models.io import load_model
+
+    decoder = load_model(tiny_llama).get_decoder()
+    _, start = forward_segments(decoder, KVState.empty("cpu").select([0, 0]), [[5, 6, 7], [8, 9]], pad_id=0)
+    copied, grown = start.select([0, 1]), start.select([0, 1])
+    for token in (11, 12, 13, 14):  # spare=1: the buffers must grow twice on the way
+        hidden_copied, copied = forward_segments(decoder, copied, [[token], [token + 1]], pad_id=0)
+        hidden_grown, grown = forward_segments(decoder, grown, [[token], [token + 1]], pad_id=0, spare=1)
+        assert torch.allclose(hidden_copied, hidden_grown, atol=1e-6)
+    assert grown.growing is not None and grown.lengths.tolist() == copied.lengths.tolist() == [7, 6]
+    stale = forward_segments(decoder, start.select([0, 1]), [[11], [12]], pad_id=0, spare=4)[1]
+    forward_segments(decoder, stale, [[1], [2]], pad_id=0)  # appends in place: `stale` is now behind its buffers
+    again, _ = forward_segments(decoder, stale, [[1], [2]], pad_id=0)
+    fresh = forward_segments(decoder, start.select([0, 1]), [[11], [12]], pad_id=0)[1]
+    assert torch.allclose(again, forward_segments(decoder, fresh, [[1], [2]], pad_id=0)[0], atol=1e-6)

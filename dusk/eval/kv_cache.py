@@ -91,7 +91,7 @@ def _attention_mask(key_mask: torch.Tensor, past: int, new: int, dtype: torch.dt
 
 def _cache(state: KVState, spare: int) -> tuple[Cache, list[GrowingLayer] | None]:
     """A transformers cache holding the state's past (in growing buffers when `spare` free slots are wanted)."""
-    if state.growing is not None:
+    if state.growing is not None and state.growing[0].filled == state.past:
         return Cache(layers=state.growing), state.growing
     if state.kv is None:
         return DynamicCache(), None
@@ -110,7 +110,7 @@ def forward_segments(
     Returns the last hidden states `[rows, longest segment, hidden]` (padding positions hold junk) and the new
     state, whose past is the old past plus the segment slots. With `spare` > 0 the past is copied once into
     buffers with that many free slots, which later calls on the returned state fill in place (greedy decoding);
-    a state whose buffers were appended to must not be used again."""
+    calling again on an older state of the same buffers falls back to copying its past."""
     device = state.mask.device
     rows, longest = len(segments), max(len(s) for s in segments)
     ids = torch.full((rows, longest), pad_id, dtype=torch.long)
