@@ -73,10 +73,10 @@ def _contamination_headers() -> list[str]:
 
 
 # Markdown ---------------------------------------------------------------------------------------------------------
-def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+def _md_table(headers: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
     lines = [
         "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
+        "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(headers))) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -87,7 +87,8 @@ def _md_score_table(table: Table) -> list[str]:
     for row in table.rows:
         first = [row.label, row.size, row.type] if table.main else [row.label]
         rows.append(first + [f"**{text}**" if best else text for text, best in _cells(table, row)])
-    return [f"### {table.name}", "", table.caption, "", *_md_table(_headers(table), rows), ""]
+    table_lines = _md_table(_headers(table), rows, 3 if table.main else 1)
+    return [f"### {table.name}", "", table.caption, "", *table_lines, ""]
 
 
 def markdown(data: ReportData, images: dict[str, bytes]) -> str:
@@ -96,7 +97,7 @@ def markdown(data: ReportData, images: dict[str, bytes]) -> str:
         lines += _md_score_table(table)
     if data.contamination:
         lines += [f"### {CONTAMINATION_TITLE}", "", _contamination_caption(data), ""]
-        lines += _md_table(_contamination_headers(), _contamination_rows(data)) + [""]
+        lines += _md_table(_contamination_headers(), _contamination_rows(data), 2) + [""]
     for name in images:
         lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name}.png)", ""]
     lines += ["---", ""] + [f"{line}  " for line in _footer(data)]
