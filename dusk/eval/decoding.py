@@ -55,7 +55,9 @@ class Decoder:
         offsets = [offset for _, offset, _ in ends]
         segment_start = state.past - hidden.shape[1]
         keep = torch.tensor([segment_start + offset + 1 for offset in offsets])
-        state = state.select(rows).truncate(keep)  # a prompt may end inside a segment other prompts continue
+        if rows != list(range(state.mask.shape[0])):  # not every row of the chunk, or a row twice: copy them
+            state = state.select(rows)
+        state = state.truncate(keep)  # a prompt may end inside a segment that other prompts continue
         active = [index for _, _, index in ends]
         generated: dict[int, list[int]] = {index: [] for index in active}
         next_tokens = self._next_tokens(hidden[torch.tensor(rows), torch.tensor(offsets)])

@@ -162,8 +162,9 @@ class Engine:
         decoder = Decoder(self, requests, outputs, bar)
 
         def step(state: KVState, rows: list[int], nodes: list[Node]) -> KVState:
-            hidden, chunk_state = self._forward(state.select(rows), [node.tokens for node in nodes])
             ends = [(row, position - node.start, i) for row, node in enumerate(nodes) for position, i in node.marks]
+            spare = max((requests[i].max_new_tokens for _, _, i in ends), default=0)  # decode in place afterwards
+            hidden, chunk_state = self._forward(state.select(rows), [node.tokens for node in nodes], spare)
             if ends:
                 decoder.run(hidden, chunk_state, ends)
             return chunk_state

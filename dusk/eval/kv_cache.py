@@ -76,7 +76,7 @@ class KVState:
         """Forget, per row, every slot at index >= keep[row]; the row's length becomes its count of real slots."""
         slots = torch.arange(self.past, device=self.mask.device)
         mask = self.mask & (slots[None, :] < keep.to(self.mask.device)[:, None])
-        return KVState(self.kv, mask, mask.sum(dim=1).cpu())
+        return KVState(self.kv, mask, mask.sum(dim=1).cpu(), self.growing)
 
 
 def _attention_mask(key_mask: torch.Tensor, past: int, new: int, dtype: torch.dtype, eager: bool) -> torch.Tensor:
