@@ -157,11 +157,10 @@ def generalized_task_arithmetic(
         torch.sub(group.tensor(index), base, out=deltas[slot])  # the input itself is not kept
     if sparsification is not None:
         del base  # not needed while trimming (the largest scratch); read again after
-        for slot in range(len(others)):
-            if sparsification == "magnitude":
-                sparsify.magnitude_(deltas[slot], p["density"][slot])
-            else:
-                deltas[slot] = sparsify.bernoulli(deltas[slot], p["density"][slot], p["rescale"], group.generator)
+        if sparsification == "magnitude":  # deterministic: the models' trims run in parallel threads
+            sparsify.magnitude_all_([deltas[slot] for slot in range(len(others))], p["density"])
+        for slot in range(len(others) if sparsification == "random" else 0):  # in order: one generator
+            deltas[slot] = sparsify.bernoulli(deltas[slot], p["density"][slot], p["rescale"], group.generator)
         base = group.tensor(group.base)
     deltas.mul_(torch.tensor(p["weight"], dtype=deltas.dtype).reshape(-1, *([1] * base.dim())))
     out = torch.empty_like(base)

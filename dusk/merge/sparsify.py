@@ -8,11 +8,17 @@ tie exactly at the cut, because then which tied entries survive is whatever that
     python -c "import torch; from dusk.merge.sparsify import magnitude as m; print(m(torch.tensor([3., -1, 2]), 0.5))"
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+
 import torch
 
 _HIGH_BINS = 1 << 15  # non-negative float32 bit patterns have 15 significant high bits
 _LOW_BINS = 1 << 16
 _BLOCK = 1 << 22  # elements per block: histograms and masks are built block by block, never tensor-sized
+_BIG_SORT_BYTES = 256 * 1024**2  # sorts needing more scratch than this run one at a time (memory, not speed)
+_BIG_SORT = threading.Lock()
 
 
 def _magnitude_bits(flat: torch.Tensor) -> list[torch.Tensor]:
@@ -71,12 +77,24 @@ def _replay_argsort_(delta: torch.Tensor, k: int) -> torch.Tensor:
     tensor-sized buffers.
     """
     flat = delta.view(-1)
-    magnitudes = flat.abs().float()
-    order = torch.empty(flat.numel(), dtype=torch.int64)
-    torch.sort(magnitudes, descending=True, out=(magnitudes, order))
-    del magnitudes
-    flat[order[k:]] = 0
+    big = flat.numel() * 16 > _BIG_SORT_BYTES  # scratch: |delta| (4 bytes), order (8), the sort's own (4)
+    with _BIG_SORT if big else nullcontext():
+        magnitudes = flat.abs().float()
+        order = torch.empty(flat.numel(), dtype=torch.int64)
+        torch.sort(magnitudes, descending=True, out=(magnitudes, order))
+        del magnitudes
+        flat[order[k:]] = 0
     return delta
+
+
+def magnitude_all_(deltas: list[torch.Tensor], densities: list[float]) -> None:
+    """magnitude_ on each task vector, in parallel threads (torch releases the GIL; results do not depend on it)."""
+    if len(deltas) == 1 or torch.get_num_threads() == 1:
+        for delta, density in zip(deltas, densities, strict=True):
+            magnitude_(delta, density)
+        return
+    with ThreadPoolExecutor(max_workers=min(len(deltas), torch.get_num_threads())) as pool:
+        list(pool.map(magnitude_, deltas, densities))
 
 
 def magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
