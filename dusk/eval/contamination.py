@@ -26,7 +26,7 @@ from dusk.eval.contamination_lm import sample_continuations, score_rows
 from dusk.eval.min_k_prob import min_k_profile
 
 log = logging.getLogger(__name__)
-DEFAULT_SAMPLES = 10  # 6 tasks x 20 items in about 10 minutes on a 2-core CPU (SmolLM2); the public tool uses 100
+DEFAULT_SAMPLES = 10  # 6 tasks x 20 items in about 12 minutes on a 2-core CPU (SmolLM2); the public tool uses 100
 
 
 class ContaminationConfig(BaseModel):
