@@ -98,3 +98,14 @@ def test_sdpo_step_2_is_referenced_by_step_1_model(tiny_llama: Path, preference_
     margins = (initial[:, 0] - initial[:, 1]).tolist()
     assert sorted(margins, reverse=True)[:8] == [margins[examples.index(ex)] for ex in ordered[:8]]
     assert (final / "model.safetensors").read_bytes() == (step2 / "model.safetensors").read_bytes()
+
+
+def test_reference_is_computed_only_for_the_pairs_the_run_reads(tiny_llama, preference_pairs, tmp_path) -> None:  # noqa: F811
+    examples, cfg = _pairs(tiny_llama, preference_pairs, 20)
+    cfg = cfg.model_copy(update={"max_steps": 2, "batch_size": 3})
+    read = dpo.pairs_read(examples, cfg)
+    from dusk.train.loop import DataOrder
+
+    order = DataOrder(20, cfg.seed).take(0, 6)
+    assert len(read) == 6 and read == [ex for i, ex in enumerate(examples) if i in order]
+    assert dpo.pairs_read(examples, cfg.model_copy(update={"max_steps": 7})) == examples  # an epoch or more: all

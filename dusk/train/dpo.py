@@ -25,10 +25,19 @@ from dusk.models.io import load_model, load_tokenizer, resolve_model
 from dusk.settings import cache_dir
 from dusk.train.config import DPOConfig
 from dusk.train.data_source import load_records
-from dusk.train.loop import Example, Task, train
+from dusk.train.loop import DataOrder, Example, Task, train
 from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
 from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
-from dusk.train.stage import barrier, finish, is_main_process, limit, load_eval_records, require_examples, split_heldout
+from dusk.train.stage import (
+    barrier,
+    finish,
+    is_main_process,
+    limit,
+    load_eval_records,
+    require_examples,
+    split_heldout,
+    world_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,13 +210,23 @@ def pad_id_of(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def pairs_read(train_ex: list[Example], cfg: DPOConfig) -> list[Example]:
+    """The training pairs the run will read (all of them when it covers an epoch): only these need a reference."""
+    total = cfg.max_steps * cfg.batch_size * cfg.grad_accum * world_size()
+    if total >= len(train_ex):
+        return train_ex
+    used = set(DataOrder(len(train_ex), cfg.seed).take(0, total))
+    return [ex for i, ex in enumerate(train_ex) if i in used]
+
+
 def train_pairs(
     cfg: DPOConfig, model_dir: Path, ref_dir: Path, train_ex: list[Example], eval_ex: list[Example], tokenizer
 ) -> Path:
     """One DPO run on given pairs: reference log-probs (cached), then the policy trained alone; writes cfg.out."""
     pad_id = pad_id_of(tokenizer)
-    logps, info = reference_logps(ref_dir, train_ex + eval_ex, cfg, pad_id)
-    attach_reference(train_ex + eval_ex, logps)
+    scored = pairs_read(train_ex, cfg) + eval_ex
+    logps, info = reference_logps(ref_dir, scored, cfg, pad_id)
+    attach_reference(scored, logps)
     lm, peft_model = load_for_training(model_dir, cfg)
     result = train(cfg, TargetLogProbs(lm), dpo_task(cfg, pad_id), train_ex, eval_ex)
     extra = {"stage": "dpo", "train_pairs": len(train_ex), "eval_pairs": len(eval_ex), "reference": info}
