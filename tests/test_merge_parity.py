@@ -23,6 +23,8 @@ def _config(kind: str, m: list[Path]) -> str:
         "linear": "merge_method: linear\n" + _models_block([(m[0], "{weight: 0.3}"), (m[1], "{weight: 0.9}")]),
         "linear-3-unnormalized": "merge_method: linear\nparameters: {normalize: false}\n"
         + _models_block([(m[0], "{weight: 0.5}"), (m[1], "{weight: -0.25}"), (m[2], "{weight: [0.2, 1.0]}")]),
+        "linear-out-bfloat16": "merge_method: linear\nout_dtype: bfloat16\n"
+        + _models_block([(m[1], "{weight: 0.3}"), (m[2], "{weight: 0.9}")]),
         "task_arithmetic": gta.format(method="task_arithmetic", base=m[0], extra="parameters: {lambda: 0.7}\n")
         + _models_block([(m[1], "{weight: 0.3}"), (m[2], "{weight: [0.9, 0.1]}")]),
         "ties-0.4-0.7": gta.format(method="ties", base=m[0], extra="")
@@ -58,6 +60,7 @@ def _config(kind: str, m: list[Path]) -> str:
 KINDS = [
     "linear",
     "linear-3-unnormalized",
+    "linear-out-bfloat16",
     "task_arithmetic",
     "ties-0.4-0.7",
     "ties-0.1-1.0-unnormalized",

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from dusk.errors import DuskError
+from dusk.merge.config import MergeConfig
 from dusk.models.architecture import (
     STRUCTURAL_KEYS,
     LayerLayout,
@@ -101,8 +102,8 @@ def _check_vocab(first: InputModel, other: InputModel, tokenizer_source: str | N
 
 
 def output_config(
-    reference: dict, layer_configs: list[dict], layer_sources: list[tuple[str, int]], cfg
-) -> dict:  # cfg: MergeConfig
+    reference: dict, layer_configs: list[dict], layer_sources: list[tuple[str, int]], cfg: MergeConfig
+) -> dict:
     """The output config.json: the base's (or first model's), with the layer count and per-layer lists updated."""
     config = {key: value for key, value in reference.items() if key != "quantization_config"}
     for key in per_layer_config_keys(reference):

@@ -74,11 +74,10 @@ def _check_slice(item: OutputSlice, index: int, models: dict[str, InputModel], m
         raise DuskError(f"slices[{index}]: a model appears twice among the sources ({names})")
     count = len(names)
     if count < method.min_inputs or (method.max_inputs is not None and count > method.max_inputs):
-        limit = (
-            f"exactly {method.min_inputs}" if method.min_inputs == method.max_inputs else f"at most {method.max_inputs}"
-        )
-        if count < method.min_inputs:
-            limit = f"at least {method.min_inputs}"
+        if method.min_inputs == method.max_inputs:
+            limit = f"exactly {method.min_inputs}"
+        else:
+            limit = f"at least {method.min_inputs}" if count < method.min_inputs else f"at most {method.max_inputs}"
         raise DuskError(f"merge method {method.name} takes {limit} input model(s), got {count} ({', '.join(names)})")
     return lengths.pop()
 
