@@ -157,8 +157,12 @@ def test_generation_stops_at_the_first_stop_sequence(sharp):
     assert cut == text[: text.index(stop)]
 
 
-def test_bad_requests_and_settings_raise(sharp):
+def test_bad_requests_and_settings_raise(sharp, monkeypatch: pytest.MonkeyPatch):
     model, tokenizer = sharp
+    with monkeypatch.context() as patch:  # a model whose logits are not its head applied to the hidden states
+        patch.setattr(model, "get_output_embeddings", lambda: lambda hidden: 2 * model.lm_head(hidden))
+        with pytest.raises(DuskError, match="use fast=False"):
+            Engine(model, tokenizer)
     with pytest.raises(DuskError, match="batch_size"):
         Engine(model, tokenizer, batch_size=0)
     with pytest.raises(DuskError, match="no tokens"):
