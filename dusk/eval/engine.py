@@ -59,7 +59,8 @@ class Engine:
     def _check_head(self) -> None:
         """The fast path computes logits as head(decoder(...)) at the positions it needs; make sure that is the
         model's own computation (no soft-capping or scaling in between)."""
-        ids = torch.tensor([[self.pad_id, self.pad_id]], device=self.device)
+        vocab = self.head.out_features if hasattr(self.head, "out_features") else self.model.config.vocab_size
+        ids = (torch.arange(1, 6, device=self.device)[None] * 7919) % vocab  # a few ordinary tokens (not padding)
         ours = self.head(self.decoder(input_ids=ids).last_hidden_state)
         if not torch.allclose(ours.float(), self.model(ids).logits.float(), atol=1e-4, rtol=1e-4):
             raise DuskError(f"{type(self.model).__name__}: logits are not lm_head(hidden states); use fast=False")
