@@ -8,7 +8,9 @@ tie exactly at the cut, because then which tied entries survive is whatever that
     python -c "import torch; from dusk.merge.sparsify import magnitude as m; print(m(torch.tensor([3., -1, 2]), 0.5))"
 """
 
+import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
@@ -21,25 +23,26 @@ _BIG_SORT_BYTES = 256 * 1024**2  # sorts needing more scratch than this run one 
 _BIG_SORT = threading.Lock()
 
 
-def _magnitude_bits(flat: torch.Tensor) -> list[torch.Tensor]:
-    """|x| as float32 bit patterns (non-negative int32, ordered like the values), block by block."""
-    return [block.abs().float().view(torch.int32) for block in flat.split(_BLOCK)]
+def _magnitude_bits(flat: torch.Tensor) -> Iterator[torch.Tensor]:
+    """|x| as float32 bit patterns (non-negative int32, ordered like the values), one block at a time."""
+    for block in flat.split(_BLOCK):
+        yield block.abs().float().view(torch.int32)
 
 
-def _kth_largest_bits(blocks: list[torch.Tensor], k: int) -> tuple[int, int]:
-    """(t, #(bits >= t)) for t the k-th largest (1-based) of non-negative int32 bit patterns: a two-pass radix
-    select over the 16-bit halves (O(n), histograms only)."""
-    total = sum(bits.numel() for bits in blocks)
+def _kth_largest_bits(flat: torch.Tensor, k: int) -> tuple[int, int]:
+    """(t, #(bits >= t)) for t the k-th largest (1-based) |x| as float32 bits: a two-pass radix select over the
+    16-bit halves (O(n), histograms only, scratch of one block)."""
+    total = flat.numel()
     rank = total - k  # 0-based position of the answer in ascending order
     high = torch.zeros(_HIGH_BINS, dtype=torch.int64)
-    for bits in blocks:
+    for bits in _magnitude_bits(flat):
         high += torch.bincount(bits >> 16, minlength=_HIGH_BINS)
     below = high.cumsum(0)  # [b] = #(high half <= b)
     bucket = int(torch.searchsorted(below, rank, right=True))
     before = int(below[bucket - 1]) if bucket else 0
     low = torch.zeros(_LOW_BINS, dtype=torch.int64)
     lowest, highest = bucket << 16, (bucket + 1) << 16
-    for bits in blocks:
+    for bits in _magnitude_bits(flat):
         inside = bits[(bits >= lowest) & (bits < highest)]
         low += torch.bincount(inside - lowest, minlength=_LOW_BINS)
     below_low = low.cumsum(0)
@@ -60,40 +63,46 @@ def magnitude_(delta: torch.Tensor, density: float) -> torch.Tensor:
     assert delta.is_contiguous()
     flat = delta.view(-1)
     k = max(1, int(density * flat.numel()))
-    blocks = _magnitude_bits(flat)
-    threshold, at_least = _kth_largest_bits(blocks, k)
+    threshold, at_least = _kth_largest_bits(flat, k)
     if at_least == k:
-        for block, bits in zip(flat.split(_BLOCK), blocks, strict=True):
+        for block, bits in zip(flat.split(_BLOCK), _magnitude_bits(flat), strict=True):
             block.masked_fill_(bits < threshold, 0)
         return delta
-    del blocks
     return _replay_argsort_(delta, k)
 
 
 def _replay_argsort_(delta: torch.Tensor, k: int) -> torch.Tensor:
     """Entries tie at the threshold and only some fit: keep the first k of mergekit's argsort (its tie order).
 
-    Sorting a copy of |delta| in place (`out=` itself) gives the same permutation as `argsort` with 2 fewer
-    tensor-sized buffers.
+    Sorting |delta| in place (`out=` itself) gives the same permutation as `argsort` with three fewer
+    tensor-sized buffers; the k kept magnitudes go back to their positions, then the signs.
     """
     flat = delta.view(-1)
-    big = flat.numel() * 16 > _BIG_SORT_BYTES  # scratch: |delta| (4 bytes), order (8), the sort's own (4)
+    big = flat.numel() * 12 > _BIG_SORT_BYTES  # scratch: order (8 bytes an entry), the sort's own (about 4)
     with _BIG_SORT if big else nullcontext():
-        magnitudes = flat.abs().float()
+        if delta.dtype != torch.float32:  # mergekit sorts float32 magnitudes: sort a float32 copy
+            order = torch.argsort(flat.abs().float(), descending=True)
+            flat[order[k:]] = 0
+            return delta
+        negative = flat.signbit()
+        flat.abs_()
         order = torch.empty(flat.numel(), dtype=torch.int64)
-        torch.sort(magnitudes, descending=True, out=(magnitudes, order))
-        del magnitudes
-        flat[order[k:]] = 0
-    return delta
+        torch.sort(flat, descending=True, out=(flat, order))
+        kept = flat[:k].clone()
+        flat.zero_()
+        flat[order[:k]] = kept
+        del kept, order
+    return delta.mul_(negative.view(delta.shape).to(delta.dtype).mul_(-2).add_(1))
 
 
 def magnitude_all_(deltas: list[torch.Tensor], densities: list[float]) -> None:
     """magnitude_ on each task vector, in parallel threads (torch releases the GIL; results do not depend on it)."""
-    if len(deltas) == 1 or torch.get_num_threads() == 1:
+    workers = min(len(deltas), os.cpu_count() or 1)
+    if workers == 1:
         for delta, density in zip(deltas, densities, strict=True):
             magnitude_(delta, density)
         return
-    with ThreadPoolExecutor(max_workers=min(len(deltas), torch.get_num_threads())) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(magnitude_, deltas, densities))
 
 
