@@ -13,9 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "contamination",
         help="has MODEL trained on the benchmarks? SOLAR's Appendix C test (after Shi et al. 2023) and Min-K%% Prob",
-        description="Per item, REF samples continuations of the first 40%% of the words; the item's score is the "
+        description="Per item, REF samples continuations of the first 40% of the words; the item's score is the "
         "share of samples MODEL finds easier than the real text (near 0 = suspicious). Per task: the share of "
-        "items scoring below 0.1 (near 1 = MODEL very likely trained on the task) and Min-K%% Prob.",
+        "items scoring below 0.1 (near 1 = MODEL very likely trained on the task) and Min-K% Prob.",
     )
     parser.add_argument("model", help="the model under test: built-in name, model directory or .gguf file")
     parser.add_argument("--reference", required=True, help="model that samples the continuations (e.g. the base)")
