@@ -68,8 +68,9 @@ def build_config(args: argparse.Namespace):
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from dusk.merge.run import run
+    from dusk.merge.run import return_large_buffers_to_the_os, run
 
+    return_large_buffers_to_the_os()
     out = run(build_config(args))
     print(f"wrote {out}")
     return 0

@@ -85,9 +85,10 @@ def _single_threaded_ops() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _return_large_buffers_to_the_os() -> None:
+def return_large_buffers_to_the_os() -> None:
     """Ask glibc to mmap every allocation of 1 MiB or more, so tensor-sized scratch is unmapped when freed
-    instead of staying in its arenas (about 10% of the peak RSS of a TIES merge; no effect elsewhere)."""
+    instead of staying in its arenas (about 10% of the peak RSS of a TIES merge). Process-wide, so only the
+    `dusk merge` command calls it, not `run` (which may share a process with other stages)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
@@ -97,7 +98,6 @@ def _return_large_buffers_to_the_os() -> None:
 
 def run(cfg: MergeConfig) -> Path:
     """Merge the models as `cfg` says and write the output model directory (atomically); return its path."""
-    _return_large_buffers_to_the_os()
     with _single_threaded_ops():
         return _run(cfg)
 
