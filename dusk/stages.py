@@ -150,6 +150,7 @@ def coerce(kind: StageKind, field: str, text: str, where: str) -> Any:
         parsed = text
     first_error = None
     for candidate in (parsed, text):
+        candidate = kind.normalize({field: candidate})[field]  # the recipe's shorthands (tasks: h6) apply too
         try:
             return adapter.dump_python(adapter.validate_python(candidate), mode="json")
         except ValidationError as exc:

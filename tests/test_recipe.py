@@ -81,6 +81,7 @@ def test_for_each_expands_one_stage_per_model(tmp_path: Path) -> None:
     assert recipe.stages["evals/dus"].settings["limit"] == 3
     assert recipe.stages["evals/dus2"].settings["limit"] == 4
     assert recipe.stages["evals/dus"].settings["tasks"] == ["arc_challenge"]
+    assert load_recipe(write(tmp_path, data), ["evals.tasks=h6"]).stages["evals/dus"].settings["tasks"] == ["h6"]
 
 
 def test_report_section(tmp_path: Path) -> None:

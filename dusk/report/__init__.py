@@ -193,6 +193,14 @@ def _settings_lines(store: Store, infos: dict[str, _StageInfo]) -> list[str]:
         settings = store.settings(info.key) or {}
         subset = f"subset {settings['subset']}" if settings.get("subset") else f"limit {settings.get('limit') or 'all'}"
         line = f"mode {settings.get('mode')}, {subset}, dtype {settings.get('dtype', '?')}"
+        tasks = list(settings.get("tasks") or [])
+        if tasks and tasks != ["h6"]:
+            subjects = [t for t in tasks if t.startswith("mmlu_")]
+            shown = [t for t in tasks if not t.startswith("mmlu_")]
+            shown += (
+                [f"MMLU on {len(subjects)} of 57 subjects ({', '.join(s[5:] for s in subjects)})"] if subjects else []
+            )
+            line += f", tasks {', '.join(shown)}"
         if line not in lines:
             lines.append(line)
     return lines
