@@ -48,4 +48,4 @@ def test_parity_smollm2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from dusk.models.io import resolve_model
 
     monkeypatch.setenv("DUSK_DATA_DIR", str(real_data_dir()))
-    _parity(resolve_model("smollm2-135m"), tmp_path, TASKS, limit=5, gen_limit=2, max_gen=32)
+    _parity(resolve_model("smollm2-135m"), tmp_path, TASKS, limit=2, gen_limit=1, max_gen=32)
