@@ -32,7 +32,7 @@ def recipe(tmp_path: Path) -> Path:
         "name": "resume",
         "stages": {
             "dus": {"kind": "upscale", "model": "tiny-llama", "drop": 1},
-            "pt": {"kind": "pretrain", "from": "dus", "data": str(text), "max_steps": 12, "seq_len": 32,
+            "pt": {"kind": "pretrain", "from": "dus", "data": str(text), "max_steps": 200, "seq_len": 32,
                    "batch_size": 2, "save_every": 3, "eval_size": 0, "lr": 1e-3, "progress": False},
         },
     }  # fmt: skip
@@ -54,7 +54,7 @@ def kill_after_checkpoint(path: Path, run_dir: Path, step: int) -> None:
     while not target.exists():
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "no checkpoint within 120 s"
-        time.sleep(0.05)
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -62,7 +62,7 @@ def kill_after_checkpoint(path: Path, run_dir: Path, step: int) -> None:
 def test_killed_training_stage_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     path = recipe(tmp_path)
     killed = tmp_path / "killed"
-    kill_after_checkpoint(path, killed, step=6)
+    kill_after_checkpoint(path, killed, step=3)
     assert not (killed / "artifacts" / "pt").exists()
     plan = run_recipe(load_recipe(path), killed, dry_run=True)
     assert [line.split()[3] for line in plan.splitlines()[1:3]] == ["cached", "resumable"]
@@ -76,6 +76,6 @@ def test_killed_training_stage_resumes_from_its_checkpoint(tmp_path: Path) -> No
     clean = tmp_path / "clean"
     assert run_recipe(load_recipe(path), clean, show_progress=False).states == {"dus": "ran", "pt": "ran"}
     resumed_curve, clean_curve = curve(killed), curve(clean)
-    assert [step for step, _ in resumed_curve] == list(range(1, 13))
+    assert [step for step, _ in resumed_curve] == list(range(1, 201))
     assert [loss for _, loss in resumed_curve] == pytest.approx([loss for _, loss in clean_curve], rel=1e-4)
     assert run_recipe(load_recipe(path), killed, show_progress=False).states == {"dus": "cached", "pt": "cached"}
