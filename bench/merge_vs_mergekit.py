@@ -58,11 +58,7 @@ def config_text(method: str, base: Path, first: Path, second: Path) -> str:
 
 
 def dusk_command(config: Path, out: Path) -> list[str]:
-    from dusk.cli import COMMAND_MODULES
-
-    if "dusk.merge.commands" in COMMAND_MODULES:
-        return [str(BIN / "dusk"), "merge", str(config), "--out", str(out)]
-    return [sys.executable, "-m", "dusk.merge.commands", "merge", str(config), "--out", str(out)]
+    return [str(BIN / "dusk"), "merge", str(config), "--out", str(out)]
 
 
 def max_abs_diff(ours: Path, theirs: Path) -> tuple[int, float]:

@@ -143,21 +143,3 @@ def _report(args: argparse.Namespace) -> int:
         store.close()
     print(f"wrote {markdown} and {html}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """These commands alone (for tests, and until `dusk.recipe_commands` is in dusk/cli.py's COMMAND_MODULES)."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="dusk")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args) or 0
-    except DuskError as exc:
-        print(f"dusk: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,16 +8,12 @@ import pytest
 import torch
 from merge_fixtures import merge_models, read_all  # noqa: F401
 
-from dusk.merge import commands
-
 
 def dusk(*argv: str) -> int:
-    """Run `dusk merge ...` through the real CLI when it registers merge, else through the merge command alone."""
+    """Run `dusk merge ...` through the real CLI."""
     from dusk import cli
 
-    if "dusk.merge.commands" in cli.COMMAND_MODULES:
-        return cli.main(["merge", *argv])
-    return commands.main(["merge", *argv])
+    return cli.main(["merge", *argv])
 
 
 def test_short_form_linear_is_the_weighted_average(merge_models: list[Path], tmp_path: Path) -> None:  # noqa: F811

@@ -204,7 +204,7 @@ def test_parse_overrides() -> None:
 
 
 def test_cli_reports_recipe_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from dusk.recipe_commands import main
+    from dusk.cli import main
 
     path = write(tmp_path, two_stage())
     assert main(["run", str(path), "dus.colour=red", "--run-dir", str(tmp_path / "run")]) == 2

@@ -5,8 +5,8 @@ import time
 
 from recipe_fixtures import TinyRun, tiny_run  # noqa: F401
 
+from dusk.cli import main
 from dusk.recipe import load_recipe
-from dusk.recipe_commands import main
 from dusk.runner import run_recipe
 from dusk.store import open_store
 

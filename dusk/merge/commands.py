@@ -5,7 +5,6 @@ dusk merge runs/sft-v3 runs/sft-v4 --method linear --weights 0.5,0.5 --out runs/
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from dusk.errors import DuskError
@@ -74,19 +73,3 @@ def _merge(args: argparse.Namespace) -> int:
     out = run(build_config(args))
     print(f"wrote {out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m dusk.merge.commands merge ...`: the merge command alone (same as `dusk merge ...`)."""
-    parser = argparse.ArgumentParser(prog="dusk")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args) or 0
-    except DuskError as exc:
-        print(f"dusk: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
