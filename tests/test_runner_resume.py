@@ -47,7 +47,7 @@ def curve(run_dir: Path) -> list[tuple[int, float]]:
 
 
 def kill_after_checkpoint(path: Path, run_dir: Path, step: int) -> None:
-    command = [sys.executable, "-m", "dusk.recipe_commands", "run", str(path), "--run-dir", str(run_dir), "--no-report"]
+    command = [sys.executable, "-m", "dusk", "run", str(path), "--run-dir", str(run_dir), "--no-report"]
     process = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     target = run_dir / "work" / "pt" / "checkpoints" / f"step-{step:08d}" / "state.json"
     deadline = time.monotonic() + 120
