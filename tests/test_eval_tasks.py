@@ -129,7 +129,7 @@ def test_malformed_record_names_file_and_line(tmp_path, monkeypatch):
     (tmp_path / "gsm8k").mkdir()
     (tmp_path / "gsm8k" / "test.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n{oops\n")
     monkeypatch.setenv("DUSK_DATA_DIR", str(tmp_path))
-    with pytest.raises(DuskError, match=r"gsm8k/test.jsonl:2: malformed record"):
+    with pytest.raises(DuskError, match=r"gsm8k/test.jsonl:2: malformed JSON Lines record"):
         load_docs("gsm8k", "test")
     with pytest.raises(DuskError, match=r"data file missing for 'winogrande'.*DUSK_DATA_DIR"):
         load_docs("winogrande", "validation")

@@ -30,9 +30,12 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8", newline="")
 
 
-def read_jsonl(path: Path) -> list[Row]:
-    """One JSON object per non-empty line (`.gz` is decompressed)."""
-    rows = []
+def read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-empty line of a JSON Lines file (`.gz` is decompressed).
+
+    A line that is not JSON, or not a JSON object, raises a DuskError naming the file and the line.
+    """
+    objects = []
     with _open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -46,8 +49,13 @@ def read_jsonl(path: Path) -> list[Row]:
                 ) from exc
             if not isinstance(record, dict):
                 raise DuskError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            rows.append(Row(f"{path}:{number}", record))
-    return rows
+            objects.append((number, record))
+    return objects
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    """One JSON object per non-empty line (`.gz` is decompressed)."""
+    return [Row(f"{path}:{number}", record) for number, record in read_jsonl_objects(path)]
 
 
 def read_json(path: Path) -> list[Row]:

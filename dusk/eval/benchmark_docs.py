@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dusk.data.paths import data_file
+from dusk.data.readers import read_jsonl_objects
 from dusk.errors import DuskError
 
 ARC_FILES = {"train": "Train", "validation": "Dev", "test": "Test"}
@@ -34,23 +35,6 @@ def _bad(path: Path, line: int, what: str) -> DuskError:
     return DuskError(f"{path}:{line}: malformed record: {what}")
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, object) for each non-empty line of a JSON Lines file."""
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _bad(path, number, f"not JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise _bad(path, number, "expected a JSON object")
-            rows.append((number, record))
-    return rows
-
-
 def _need(path: Path, line: int, record: dict, fields: tuple[str, ...]) -> None:
     missing = [field for field in fields if field not in record]
     if missing:
@@ -63,7 +47,7 @@ def _arc(name: str, split: str) -> list[dict]:
     prefix = "ARC-Challenge" if name == "arc_challenge" else "ARC-Easy"
     path = data_file(name, f"{prefix}-{ARC_FILES[split]}.jsonl")
     docs = []
-    for line, record in _read_jsonl(path):
+    for line, record in read_jsonl_objects(path):
         _need(path, line, record, ("id", "question", "answerKey"))
         question = record["question"]
         if not isinstance(question, dict) or "stem" not in question or not question.get("choices"):
@@ -164,7 +148,7 @@ def _winogrande(split: str) -> list[dict]:
         raise DuskError(f"winogrande: unknown split {split!r}; expected one of {', '.join(WINOGRANDE_FILES)}")
     path = data_file("winogrande", f"{WINOGRANDE_FILES[split]}.jsonl")
     docs = []
-    for line, record in _read_jsonl(path):
+    for line, record in read_jsonl_objects(path):
         _need(path, line, record, ("sentence", "option1", "option2", "answer"))
         if record["sentence"].count("_") < 1 or str(record["answer"]) not in ("1", "2"):
             raise _bad(path, line, "sentence needs a `_` blank and answer must be 1 or 2")
@@ -177,7 +161,7 @@ def _gsm8k(split: str) -> list[dict]:
         raise DuskError(f"gsm8k: unknown split {split!r}; expected train or test")
     path = data_file("gsm8k", f"{split}.jsonl")
     docs = []
-    for line, record in _read_jsonl(path):
+    for line, record in read_jsonl_objects(path):
         _need(path, line, record, ("question", "answer"))
         if "####" not in record["answer"]:
             raise _bad(path, line, "answer has no `#### N` final line")
