@@ -6,10 +6,13 @@ DUSK_DATA_DIR=../shared/data dusk contamination runs/my-finetune --reference smo
 import argparse
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from dusk.errors import DuskError
+from dusk.eval.contamination_config import DEFAULT_SAMPLES, ContaminationConfig
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dusk.eval.contamination import DEFAULT_SAMPLES
-
     parser = subparsers.add_parser(
         "contamination",
         help="has MODEL trained on the benchmarks? SOLAR's Appendix C test (after Shi et al. 2023) and Min-K%% Prob",
@@ -32,10 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _contamination(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from dusk.errors import DuskError
-    from dusk.eval.contamination import ContaminationConfig, run
+    from dusk.eval.contamination import run  # torch: imported only when the test runs
 
     out = args.out or Path("runs") / f"contamination-{Path(args.model).name}"
     try:

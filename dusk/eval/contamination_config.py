@@ -1,0 +1,31 @@
+"""Settings of the contamination test (`dusk contamination`), kept apart from the test itself so the CLI can
+read their defaults without importing torch.
+
+    python -c "from dusk.eval.contamination_config import *; print(ContaminationConfig(model='m', reference='r'))"
+"""
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_SAMPLES = 10  # 6 tasks x 20 items in about 12 minutes on a 2-core CPU (SmolLM2); the public tool uses 100
+
+
+class ContaminationConfig(BaseModel):
+    """Settings of one `dusk contamination` run (every field is recorded in results.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="the model under test: built-in name, model directory or .gguf file")
+    reference: str = Field(description="the reference model that samples continuations (e.g. the base model)")
+    tasks: tuple[str, ...] = Field(("h6",), description="tasks or groups to test (h6 = all six)")
+    n: int = Field(100, ge=1, description="items per task, drawn with `seed` (all items if the split is smaller)")
+    samples: int = Field(DEFAULT_SAMPLES, ge=1, description="continuations the reference samples per item")
+    seed: int = Field(0, description="seed of the item draw and of every item's sampling generator")
+    out: Path = Field(Path("runs/contamination"), description="output directory (results.json, table.md, JSONL)")
+    prefix_ratio: float = Field(0.4, gt=0, lt=1, description="share of an item's words given as the prefix")
+    min_words: int = Field(5, ge=2, description="items with fewer words are skipped (and counted) as too short")
+    top_k: int = Field(50, ge=0, description="sample from the reference's top-k tokens (0 = the full distribution)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the reference")
+    threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
+    dtype: str = Field("float32", description="dtype both models run in (float32, bfloat16)")
