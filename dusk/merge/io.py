@@ -22,7 +22,7 @@ from dusk.models.architecture import (
     per_layer_config_keys,
 )
 from dusk.models.io import copy_side_files, read_config, resolve_model
-from dusk.models.safetensors_io import TORCH_DTYPES, ModelTensors, TensorSpec, parse_size, write_sharded
+from dusk.models.safetensors_io import ModelTensors, TensorSpec, parse_size, write_sharded
 
 ROW_BLOCK_BYTES = 32 * 1024**2  # elementwise methods merge row blocks of about this many bytes per input
 
@@ -126,20 +126,7 @@ def row_blocks(spec: TensorSpec, block_bytes: int = ROW_BLOCK_BYTES) -> list[tup
 
 def read_rows(model: InputModel, name: str, start: int, end: int) -> torch.Tensor:
     """Rows [start, end) of a tensor (dim 0), read straight from the file: a fresh tensor of that block only."""
-    spec = model.tensors.spec(name)
-    if not spec.shape:
-        return model.tensors.read(name)
-    entry = model.tensors._entries[name]  # noqa: SLF001 (byte offsets of the tensor in its file)
-    row_bytes = spec.nbytes // spec.shape[0] if spec.shape[0] else 0
-    buffer = bytearray(row_bytes * (end - start))
-    with open(entry.file, "rb") as handle:
-        handle.seek(entry.start + start * row_bytes)
-        if handle.readinto(buffer) != len(buffer):
-            raise DuskError(f"{entry.file}: truncated data for tensor {name!r}")
-    shape = (end - start, *spec.shape[1:])
-    if not buffer:
-        return torch.empty(shape, dtype=TORCH_DTYPES[spec.dtype])
-    return torch.frombuffer(buffer, dtype=TORCH_DTYPES[spec.dtype]).reshape(shape)
+    return model.tensors.read_rows(name, start, end)
 
 
 def write_model(

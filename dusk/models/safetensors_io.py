@@ -135,20 +135,41 @@ class ModelTensors:
     def read_bytes(self, name: str) -> bytearray:
         """The tensor's raw little-endian bytes, exactly as stored."""
         entry = self._entries[name]
-        buffer = bytearray(entry.spec.nbytes)
-        with open(entry.file, "rb") as handle:
-            handle.seek(entry.start)
-            if handle.readinto(buffer) != len(buffer):
-                raise DuskError(f"{entry.file}: truncated data for tensor {name!r}")
-        return buffer
+        return _read_span(entry, 0, entry.spec.nbytes)
 
     def read(self, name: str) -> torch.Tensor:
         """The tensor itself (a fresh copy in memory)."""
         spec = self.spec(name)
-        raw = self.read_bytes(name)
-        if not raw:
-            return torch.empty(spec.shape, dtype=TORCH_DTYPES[spec.dtype])
-        return torch.frombuffer(raw, dtype=TORCH_DTYPES[spec.dtype]).reshape(spec.shape)
+        return _as_tensor(self.read_bytes(name), spec.dtype, spec.shape)
+
+    def read_rows(self, name: str, start: int, end: int) -> torch.Tensor:
+        """Rows [start, end) along dim 0, read straight from the file: a fresh tensor of that block only.
+
+        A scalar (no dim 0) is read whole.
+        """
+        spec = self.spec(name)
+        if not spec.shape:
+            return self.read(name)
+        row_bytes = spec.nbytes // spec.shape[0] if spec.shape[0] else 0
+        raw = _read_span(self._entries[name], start * row_bytes, (end - start) * row_bytes)
+        return _as_tensor(raw, spec.dtype, (end - start, *spec.shape[1:]))
+
+
+def _read_span(entry: _Entry, offset: int, size: int) -> bytearray:
+    """`size` bytes of the tensor's data, from `offset` bytes into it."""
+    buffer = bytearray(size)
+    with open(entry.file, "rb") as handle:
+        handle.seek(entry.start + offset)
+        if handle.readinto(buffer) != len(buffer):
+            raise DuskError(f"{entry.file}: truncated data for tensor {entry.spec.name!r}")
+    return buffer
+
+
+def _as_tensor(raw: bytearray, dtype: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """A tensor over `raw` (safetensors dtype string), which it takes over without a copy."""
+    if not raw:
+        return torch.empty(shape, dtype=TORCH_DTYPES[dtype])
+    return torch.frombuffer(raw, dtype=TORCH_DTYPES[dtype]).reshape(shape)
 
 
 def tensor_bytes(tensor: torch.Tensor) -> memoryview:
