@@ -9,17 +9,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dusk import cli
 from dusk.train import dpo, sft
 from dusk.train.config import DPOConfig, SFTConfig
 from tests.train_fixtures import alpaca_pairs, log_lines, preference_pairs, single_thread, tiny_config  # noqa: F401
 
 
 def _launch_two(args: list[str]) -> None:
-    module = "dusk" if "dusk.train.commands" in cli.COMMAND_MODULES else "dusk.train.commands"
     launcher = Path(sys.executable).with_name("accelerate")
     command = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517", "-m", module,
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "dusk",
                *args]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=170)

@@ -45,23 +45,3 @@ def _stage_run(stage: str, cfg):
     else:
         from dusk.train.dpo import run
     return run
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m dusk.train.commands sft ...`: the training commands alone (same as `dusk sft ...`)."""
-    import sys
-
-    from dusk.errors import DuskError
-
-    parser = argparse.ArgumentParser(prog="dusk")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except DuskError as exc:
-        print(f"dusk: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
