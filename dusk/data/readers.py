@@ -8,6 +8,7 @@ converter that finds a bad record can say exactly where it is.
 
 import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,26 +31,31 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8", newline="")
 
 
+def _non_empty_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) for each line of the file that is not blank."""
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield number, line
+
+
 def read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
     """(line number, object) for each non-empty line of a JSON Lines file (`.gz` is decompressed).
 
     A line that is not JSON, or not a JSON object, raises a DuskError naming the file and the line.
     """
     objects = []
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DuskError(
-                    f"{path}:{number}: malformed JSON Lines record: {exc.msg} (column {exc.colno}); "
-                    "expected one JSON object per line"
-                ) from exc
-            if not isinstance(record, dict):
-                raise DuskError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            objects.append((number, record))
+    for number, line in _non_empty_lines(path):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DuskError(
+                f"{path}:{number}: malformed JSON Lines record: {exc.msg} (column {exc.colno}); "
+                "expected one JSON object per line"
+            ) from exc
+        if not isinstance(record, dict):
+            raise DuskError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        objects.append((number, record))
     return objects
 
 
@@ -95,15 +101,12 @@ def read_tsv(path: Path, columns: tuple[str, ...] | None = None) -> list[Row]:
     With `columns` the file has no header (FLAN CoT: question, answer, chain_of_thought); without, line 1 is the header.
     """
     rows = []
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if columns is None:
-                columns = tuple(line.rstrip("\r\n").split("\t"))
-                continue
-            cells = _split_tsv_line(path, number, line, len(columns))
-            rows.append(Row(f"{path}:{number}", dict(zip(columns, cells, strict=True))))
+    for number, line in _non_empty_lines(path):
+        if columns is None:
+            columns = tuple(line.rstrip("\r\n").split("\t"))
+            continue
+        cells = _split_tsv_line(path, number, line, len(columns))
+        rows.append(Row(f"{path}:{number}", dict(zip(columns, cells, strict=True))))
     return rows
 
 
@@ -128,10 +131,8 @@ def read_text(path: Path, split: str = "file") -> list[Row]:
 
 
 def _first_tsv_cells(path: Path) -> list[str]:
-    with _open_text(path) as handle:
-        for line in handle:
-            if line.strip():
-                return line.rstrip("\r\n").split("\t")
+    for _number, line in _non_empty_lines(path):
+        return line.rstrip("\r\n").split("\t")
     return []
 
 
