@@ -1,0 +1,67 @@
+"""The training stage kinds: `pretrain`, `sft`, `dpo` and `sdpo`. They share one config family (dusk/train/config.py),
+one prepare (output, checkpoint and DPO reference-cache directories under the run directory) and resume from the
+latest checkpoint in their work directory.
+
+    python -c "from dusk.stages.train import TRAIN_KINDS; print([kind.name for kind in TRAIN_KINDS])"
+"""
+
+from pathlib import Path
+from typing import Any
+
+from dusk.stages.adapters import lazy_run, lazy_schema
+from dusk.stages.data import data_paths
+from dusk.stages.kind import StageKind, StagePaths, with_runner_fields
+from dusk.stages.results import sdpo_result, train_result
+
+
+def _train_prepare(fields: Any, paths: StagePaths, resume: bool) -> Any:
+    return with_runner_fields(
+        fields,
+        out=paths.out,
+        force=True,
+        run_dir=paths.work,
+        resume="latest" if resume else None,
+        ref_cache=paths.cache / "dpo_ref",
+    )
+
+
+def _train_data_files(cfg: Any) -> list[Path]:
+    return [*data_paths(cfg.data), *data_paths(cfg.eval_data)]
+
+
+def _has_checkpoint(work: Path) -> bool:
+    return any(work.glob("**/checkpoints/step-*/state.json"))
+
+
+def _sdpo_normalize(raw: dict) -> dict:
+    raw.setdefault("steps", 2)
+    return raw
+
+
+def _train_kind(name: str, summary: str, config: str, **extra: Any) -> StageKind:
+    """A training kind: its config class in dusk.train.config, its run in dusk.train.<name>."""
+    options: dict[str, Any] = {
+        "prepare": _train_prepare,
+        "collect": train_result,
+        "data_inputs": ("data", "eval_data"),
+        "data_files": _train_data_files,
+        "has_checkpoint": _has_checkpoint,
+        **extra,
+    }
+    schema = lazy_schema("dusk.train.config", config)
+    return StageKind(name=name, summary=summary, schema=schema, run=lazy_run(f"dusk.train.{name}"), **options)
+
+
+TRAIN_KINDS = [
+    _train_kind("pretrain", "continued pretraining on text (dusk pretrain)", "PretrainConfig"),
+    _train_kind("sft", "supervised fine-tuning, loss on responses (dusk sft)", "SFTConfig"),
+    _train_kind("dpo", "DPO on preference pairs (dusk dpo)", "DPOConfig", inputs=("model", "ref_model")),
+    _train_kind(
+        "sdpo",
+        "staged DPO: K chunks, each step's reference is the previous step's model (dusk sdpo)",
+        "DPOConfig",
+        normalize=_sdpo_normalize,
+        collect=sdpo_result,
+        output=lambda out: out / "final",
+    ),
+]
