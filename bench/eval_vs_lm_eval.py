@@ -62,7 +62,7 @@ def worker_lm_eval(args: argparse.Namespace) -> dict:
     from dusk.eval.lm_eval_yaml import write_lm_eval_tasks
     from dusk.models.io import resolve_model
 
-    lm = HFLM(pretrained=str(resolve_model(args.model)), batch_size=args.batch_size, dtype="float32")
+    lm = HFLM(pretrained=str(resolve_model(args.model)), batch_size=args.batch_size, dtype="float32", device="cpu")
     times, predictions = {}, {}
     with tempfile.TemporaryDirectory() as yaml_dir:
         names = write_lm_eval_tasks(yaml_dir, [t for tasks in _groups(args).values() for t in tasks])
