@@ -36,6 +36,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--skip-clean", action="store_true", help="skip the run of SmolLM2 itself (the slowest)")
+    parser.add_argument(
+        "--mix-count", type=int, default=0,
+        help="also train on this many Alpaca-GPT4 records (instruction + response), so the leaked items are a small "
+        "share of the fine-tuning data, as in a real leak (0 = train on the benchmark items alone)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs/bench-contamination"))
     return parser.parse_args()
 
@@ -49,13 +54,24 @@ def split_items(per_task: int) -> tuple[dict, dict]:
     return seen, held
 
 
+def general_texts(count: int) -> list[str]:
+    """The first `count` Alpaca-GPT4 records as plain text: the clean part of a diluted, realistic leak."""
+    if count <= 0:
+        return []
+    from dusk.train.data_source import load_records
+
+    records = load_records("alpaca_gpt4", "instruction")[:count]
+    return [f"{record['prompt']}\n{record['response']}" for record in records]
+
+
 def finetune(base: Path, seen: dict, args: argparse.Namespace) -> tuple[Path, float]:
     """The contaminated model (reused if already trained with these settings) and the seconds training took."""
-    out = args.out / f"smollm2-contaminated-{args.per_task}x6-{args.steps}x{args.batch_size}-lr{args.lr:g}"
+    mix = f"-mix{args.mix_count}" if args.mix_count else ""
+    out = args.out / f"smollm2-contaminated-{args.per_task}x6-{args.steps}x{args.batch_size}-lr{args.lr:g}{mix}"
     if (out / "config.json").is_file():
         return out, 0.0
     start = time.perf_counter()
-    texts = [item.text for items in seen.values() for item in items]
+    texts = [item.text for items in seen.values() for item in items] + general_texts(args.mix_count)
     finetune_on_texts(base, texts, out, steps=args.steps, lr=args.lr, batch_size=args.batch_size)
     return out, time.perf_counter() - start
 
@@ -101,13 +117,15 @@ def main() -> None:
     base = resolve_model("smollm2-135m")
     seen, held = split_items(args.per_task)
     contaminated, train_seconds = finetune(base, seen, args)
+    mix = f"-mix{args.mix_count}" if args.mix_count else ""
     print(f"fine-tuned on {sum(map(len, seen.values()))} items in {train_seconds:.0f}s -> {contaminated}", flush=True)
     runs = {
-        "fine-tune, trained items": contamination_run("contaminated-seen", contaminated, base, seen, args),
-        "fine-tune, held-out items": contamination_run("contaminated-held", contaminated, base, held, args),
+        "fine-tune, trained items": contamination_run(f"contaminated-seen{mix}", contaminated, base, seen, args),
+        "fine-tune, held-out items": contamination_run(f"contaminated-held{mix}", contaminated, base, held, args),
     }
     if not args.skip_clean:
         runs["SmolLM2, same trained items"] = contamination_run("clean-seen", base, base, seen, args)
+        runs["SmolLM2, same held-out items"] = contamination_run("clean-held", base, base, held, args)
     print(report(runs))
     per_item = {t: list(runs.values())[-1]["tasks"][t]["seconds_per_item"] for t in DATASETS}
     print(f"\nwall time of 6 tasks x 20 items at --samples {args.samples}: {20 * sum(per_item.values()) / 60:.1f} min")
