@@ -10,14 +10,11 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from dusk.atomic import check_output_dir
-from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train.batching import shift_targets
 from dusk.train.config import PretrainConfig
 from dusk.train.data_source import load_records
-from dusk.train.loop import Example, train
-from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
-from dusk.train.stage import finish, limit, lm_task, require_examples, split_heldout, world_size
+from dusk.train.loop import Example
+from dusk.train.stage import limit, require_examples, run_next_token_stage, split_heldout, world_size
 
 log = logging.getLogger(__name__)
 PIECE_CHARS = 1 << 16  # tokenize long documents 64 KiB at a time (cut at a line break)
@@ -70,14 +67,4 @@ def examples_for(cfg: PretrainConfig, tokenizer) -> tuple[list[Example], list[Ex
 
 def run(cfg: PretrainConfig) -> Path:
     """Continue pretraining cfg.model on cfg.data; returns the output model directory."""
-    check_output_dir(cfg.out, cfg.force)
-    model_dir = resolve_model(cfg.model)
-    check_seq_len(model_dir, cfg.seq_len)
-    tokenizer = load_tokenizer(model_dir)
-    train_ex, eval_ex = examples_for(cfg, tokenizer)
-    log.info("pretrain: %d training sequences of %d tokens, %d held out", len(train_ex), cfg.seq_len, len(eval_ex))
-    lm, peft_model = load_for_training(model_dir, cfg)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    result = train(cfg, TargetLogProbs(lm), lm_task("pretrain", pad_id), train_ex, eval_ex)
-    extra = {"stage": "pretrain", "train_examples": len(train_ex), "eval_examples": len(eval_ex)}
-    return finish(cfg, lm, peft_model, model_dir, result, extra)
+    return run_next_token_stage(cfg, "pretrain", examples_for)

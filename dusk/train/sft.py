@@ -12,14 +12,11 @@ merged model plus `adapter/`.
 import logging
 from pathlib import Path
 
-from dusk.atomic import check_output_dir
-from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train.batching import pack_examples, shift_targets
 from dusk.train.config import SFTConfig
 from dusk.train.data_source import load_records
-from dusk.train.loop import Example, train
-from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
-from dusk.train.stage import finish, limit, lm_task, load_eval_records, require_examples, split_heldout
+from dusk.train.loop import Example
+from dusk.train.stage import limit, load_eval_records, require_examples, run_next_token_stage, split_heldout
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +53,4 @@ def examples_for(cfg: SFTConfig, tokenizer) -> tuple[list[Example], list[Example
 
 def run(cfg: SFTConfig) -> Path:
     """Fine-tune cfg.model on cfg.data's prompt/response pairs; returns the output model directory."""
-    check_output_dir(cfg.out, cfg.force)
-    model_dir = resolve_model(cfg.model)
-    check_seq_len(model_dir, cfg.seq_len)
-    tokenizer = load_tokenizer(model_dir)
-    train_ex, eval_ex = examples_for(cfg, tokenizer)
-    log.info("sft: %d training sequences, %d held-out examples", len(train_ex), len(eval_ex))
-    lm, peft_model = load_for_training(model_dir, cfg)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    result = train(cfg, TargetLogProbs(lm), lm_task("sft", pad_id), train_ex, eval_ex)
-    extra = {"stage": "sft", "train_sequences": len(train_ex), "eval_examples": len(eval_ex)}
-    return finish(cfg, lm, peft_model, model_dir, result, extra)
+    return run_next_token_stage(cfg, "sft", examples_for)

@@ -6,18 +6,21 @@ dusk pretrain --model tiny-llama --data input.txt --max-steps 5 --seq-len 64 --o
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dusk.atomic import check_output_dir
 from dusk.errors import DuskError
+from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train.batching import count_targets, pad_collate
 from dusk.train.config import TrainConfig
 from dusk.train.data_source import Kind, load_records
-from dusk.train.loop import Example, Task, TrainResult
+from dusk.train.loop import Example, Task, TrainResult, train
 from dusk.train.losses import causal_lm_loss_sum
-from dusk.train.model import save_trained
+from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training, save_trained
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,26 @@ def lm_task(name: str, pad_id: int) -> Task:
         units=count_targets,
         tokens=lambda ex: len(ex["input_ids"]),
     )
+
+
+ExamplesFor = Callable[[Any, Any], tuple[list[Example], list[Example]]]  # (cfg, tokenizer) -> (train, held out)
+
+
+def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor) -> Path:
+    """Continued pretraining and SFT: the same run, differing only in how `examples_for` builds the sequences."""
+    check_output_dir(cfg.out, cfg.force)
+    model_dir = resolve_model(cfg.model)
+    check_seq_len(model_dir, cfg.seq_len)
+    tokenizer = load_tokenizer(model_dir)
+    train_ex, eval_ex = examples_for(cfg, tokenizer)
+    log.info(
+        "%s: %d training sequences of up to %d tokens, %d held out", stage, len(train_ex), cfg.seq_len, len(eval_ex)
+    )
+    lm, peft_model = load_for_training(model_dir, cfg)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    result = train(cfg, TargetLogProbs(lm), lm_task(stage, pad_id), train_ex, eval_ex)
+    extra = {"stage": stage, "train_sequences": len(train_ex), "eval_examples": len(eval_ex)}
+    return finish(cfg, lm, peft_model, model_dir, result, extra)
 
 
 def finish(
