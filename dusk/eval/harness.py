@@ -166,6 +166,21 @@ def evaluate(
     return runs
 
 
+def category_pooled_stderr(subjects: Sequence[str], stderrs: Sequence[float], sizes: Sequence[int]) -> float | None:
+    """lm-eval 0.4.x's MMLU stderr: pooled over the subjects of each category, then over the categories."""
+    from dusk.eval.tasks.mmlu import CATEGORY_OF
+
+    by_category: dict[str, tuple[list[float], list[int]]] = {}
+    for subject, stderr, size in zip(subjects, stderrs, sizes, strict=True):
+        category_stderrs, category_sizes = by_category.setdefault(CATEGORY_OF[subject], ([], []))
+        category_stderrs.append(stderr)
+        category_sizes.append(size)
+    pooled = [metrics.pooled_stderr(*parts) for parts in by_category.values()]
+    if any(stderr is None for stderr in pooled):
+        return None
+    return metrics.pooled_stderr(pooled, [sum(parts[1]) for parts in by_category.values()])
+
+
 def mmlu_aggregate(runs: Sequence[TaskRun], mode: Mode) -> Aggregate | None:
     """MMLU's headline: question-weighted mean of its subjects (harness) or their plain mean (leaderboard)."""
     subjects = [run for run in runs if run.task.group == "mmlu"]
@@ -176,7 +191,7 @@ def mmlu_aggregate(runs: Sequence[TaskRun], mode: Mode) -> Aggregate | None:
     stderrs = [run.stderrs["acc"] or 0.0 for run in subjects]
     if mode == "harness":
         value = sum(v * n for v, n in zip(values, sizes, strict=True)) / sum(sizes)
-        stderr = metrics.pooled_stderr(stderrs, sizes)
+        stderr = category_pooled_stderr([run.task.name.removeprefix("mmlu_") for run in subjects], stderrs, sizes)
     else:
         value, stderr = metrics.mean(values), metrics.unweighted_stderr(stderrs)
     return Aggregate("mmlu", "acc", value, stderr, sum(sizes), [run.task.name for run in subjects])

@@ -19,6 +19,33 @@ SUBJECTS = (
     "professional_psychology", "public_relations", "security_studies", "sociology", "us_foreign_policy", "virology",
     "world_religions",
 )  # fmt: skip
+# Each subject's category, as lm-eval 0.4.x groups them (mmlu = mmlu_stem, mmlu_other, mmlu_social_sciences,
+# mmlu_humanities): harness mode pools MMLU's stderr within each category first, then over the four.
+CATEGORIES = {
+    "stem": (
+        "abstract_algebra", "anatomy", "astronomy", "college_biology", "college_chemistry",
+        "college_computer_science", "college_mathematics", "college_physics", "computer_security",
+        "conceptual_physics", "electrical_engineering", "elementary_mathematics", "high_school_biology",
+        "high_school_chemistry", "high_school_computer_science", "high_school_mathematics", "high_school_physics",
+        "high_school_statistics", "machine_learning",
+    ),
+    "other": (
+        "business_ethics", "clinical_knowledge", "college_medicine", "global_facts", "human_aging", "management",
+        "marketing", "medical_genetics", "miscellaneous", "nutrition", "professional_accounting",
+        "professional_medicine", "virology",
+    ),
+    "social_sciences": (
+        "econometrics", "high_school_geography", "high_school_government_and_politics",
+        "high_school_macroeconomics", "high_school_microeconomics", "high_school_psychology", "human_sexuality",
+        "professional_psychology", "public_relations", "security_studies", "sociology", "us_foreign_policy",
+    ),
+    "humanities": (
+        "formal_logic", "high_school_european_history", "high_school_us_history", "high_school_world_history",
+        "international_law", "jurisprudence", "logical_fallacies", "moral_disputes", "moral_scenarios",
+        "philosophy", "prehistory", "professional_law", "world_religions",
+    ),
+}  # fmt: skip
+CATEGORY_OF = {subject: category for category, subjects in CATEGORIES.items() for subject in subjects}
 LETTERS = ("A", "B", "C", "D")
 DESCRIPTION = "The following are multiple choice questions (with answers) about"
 
