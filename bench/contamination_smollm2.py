@@ -54,6 +54,9 @@ def split_items(per_task: int) -> tuple[dict, dict]:
     return seen, held
 
 
+GENERAL_CHARS = 600  # about as long as a benchmark item, so a fine-tuning step stays cheap on CPU
+
+
 def general_texts(count: int) -> list[str]:
     """The first `count` Alpaca-GPT4 records as plain text: the clean part of a diluted, realistic leak."""
     if count <= 0:
@@ -61,7 +64,7 @@ def general_texts(count: int) -> list[str]:
     from dusk.train.data_source import load_records
 
     records = load_records("alpaca_gpt4", "instruction")[:count]
-    return [f"{record['prompt']}\n{record['response']}" for record in records]
+    return [f"{record['prompt']}\n{record['response']}"[:GENERAL_CHARS] for record in records]
 
 
 def finetune(base: Path, seen: dict, args: argparse.Namespace) -> tuple[Path, float]:
