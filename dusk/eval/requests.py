@@ -1,7 +1,6 @@
 """What tasks ask of a model, and what the engine answers: the contract between `eval/tasks` and `eval/engine`.
 
-    from dusk.eval.requests import LoglikelihoodRequest
-    LoglikelihoodRequest(context="Question: 2+2?\\nAnswer:", continuation=" 4")
+Example: `LoglikelihoodRequest(context="Question: 2+2?\\nAnswer:", continuation=" 4")` asks for log p(" 4" | context).
 """
 
 from dataclasses import dataclass
