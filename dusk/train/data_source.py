@@ -7,16 +7,13 @@ The trainers consume plain records of three kinds, with prompts already rendered
 
 `load_records(data_arg, kind, template, tokenizer)`:
 1. reads normalized records: through `dusk.data.registry.load_records` (a dataset name such as `alpaca_gpt4`, or
-   a JSON/JSONL/TSV/text file in any format it detects) or `dusk.data.mixture` (a mixture `.yaml`); without the
-   data layer installed, only JSONL/JSON files of normalized records (and `.txt` for text) are read here;
+   a JSON/JSONL/TSV/text file in any format it detects) or `dusk.data.mixture` (a mixture `.yaml`);
 2. renders prompts with `template` (`dusk.data.templates`: `alpaca` = `### User:\n{prompt}\n\n### Assistant:\n`,
    `stanford_alpaca`, `chat` = the model's chat template), or `none` when the prompts already are model text.
 
     python -c "from dusk.train.data_source import load_records; print(load_records('alpaca_gpt4', 'instruction')[0])"
 """
 
-import importlib.util
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +25,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "instruction": ("prompt", "response"),
     "preference": ("prompt", "chosen", "rejected"),
 }
-DATA_LAYER_MODULES = ("dusk.data.registry", "dusk.data.formats", "dusk.data.mixture")
 
 
 def load_records(data_arg: str, kind: Kind, template: str = "none", tokenizer=None) -> list[dict]:
@@ -41,24 +37,14 @@ def load_records(data_arg: str, kind: Kind, template: str = "none", tokenizer=No
 
 
 def _normalized(data_arg: str, kind: Kind) -> list[dict]:
-    path = Path(data_arg).expanduser()
-    if data_layer_available():
-        if path.suffix in (".yaml", ".yml"):
-            from dusk.data.mixture import build, load_mixture
+    """Records of a mixture YAML, a dataset name or a file, through the data layer (dusk.data)."""
+    from dusk.data.mixture import build, load_mixture
+    from dusk.data.registry import load_records as registry_records
 
-            records, _stats = build(load_mixture(path).model_copy(update={"kind": kind}))
-            return records
-        from dusk.data.registry import load_records as registry_records
-
-        return registry_records(data_arg, kind=kind)
-    if path.is_file() and path.suffix in (".jsonl", ".json"):
-        return _read_json_records(path)
-    if path.is_file() and path.suffix == ".txt" and kind == "text":
-        return [{"text": path.read_text(encoding="utf-8", errors="replace")}]
-    raise DuskError(
-        f"--data {data_arg}: not a .jsonl/.json file of {kind} records ({', '.join(FIELDS[kind])}), "
-        "and dataset names and mixtures need the data layer (dusk.data.registry), which is not installed"
-    )
+    if Path(data_arg).expanduser().suffix in (".yaml", ".yml"):
+        records, _stats = build(load_mixture(Path(data_arg).expanduser()).model_copy(update={"kind": kind}))
+        return records
+    return registry_records(data_arg, kind=kind)
 
 
 def _rendered(record: dict, kind: Kind, template: str, tokenizer) -> dict:
@@ -69,26 +55,6 @@ def _rendered(record: dict, kind: Kind, template: str, tokenizer) -> dict:
         return {"prompt": prompt, "response": response}
     prompt, chosen, rejected = render_preference(record, template, tokenizer)
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-
-
-def _read_json_records(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DuskError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(data, list):
-            raise DuskError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
-        return data
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DuskError(f"{path}:{number}: not a JSON record ({exc.msg})") from exc
-    return records
 
 
 def _checked(record: object, kind: Kind, source: str, index: int) -> dict:
@@ -102,8 +68,3 @@ def _checked(record: object, kind: Kind, source: str, index: int) -> dict:
             f"({', '.join(FIELDS[kind])}); it has {', '.join(record) or 'no fields'}"
         )
     return record
-
-
-def data_layer_available() -> bool:
-    """True once the data layer's registry, formats and mixture modules exist."""
-    return all(importlib.util.find_spec(name) is not None for name in DATA_LAYER_MODULES)
