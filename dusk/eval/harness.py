@@ -16,6 +16,7 @@ from dusk.eval.requests import GenerationRequest, LoglikelihoodRequest, Loglikel
 from dusk.eval.subsets import subset_ids
 from dusk.eval.tasks import Task, expand_tasks, get_task
 from dusk.eval.tasks.base import MODES, Mode, generation_request, loglikelihood_requests
+from dusk.eval.tasks.mmlu import CATEGORY_OF
 from dusk.eval.tasks.registry import H6
 
 H6_HEADLINES = {  # task or group -> the metric the Open LLM Leaderboard reports for it
@@ -168,8 +169,6 @@ def evaluate(
 
 def category_pooled_stderr(subjects: Sequence[str], stderrs: Sequence[float], sizes: Sequence[int]) -> float | None:
     """lm-eval 0.4.x's MMLU stderr: pooled over the subjects of each category, then over the categories."""
-    from dusk.eval.tasks.mmlu import CATEGORY_OF
-
     by_category: dict[str, tuple[list[float], list[int]]] = {}
     for subject, stderr, size in zip(subjects, stderrs, sizes, strict=True):
         category_stderrs, category_sizes = by_category.setdefault(CATEGORY_OF[subject], ([], []))

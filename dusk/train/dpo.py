@@ -34,6 +34,7 @@ from dusk.train.stage import (
     is_main_process,
     limit,
     load_eval_records,
+    pad_id_of,
     require_examples,
     split_heldout,
     world_size,
@@ -204,10 +205,6 @@ def examples_for(cfg: DPOConfig, tokenizer) -> tuple[list[Example], list[Example
     if eval_records is not None:
         eval_ex = tokenize_preferences(eval_records, tokenizer, cfg.seq_len)[: cfg.eval_size or None]
     return limit(train_ex, cfg), eval_ex
-
-
-def pad_id_of(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def pairs_read(train_ex: list[Example], cfg: DPOConfig) -> list[Example]:

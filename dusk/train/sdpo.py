@@ -17,10 +17,10 @@ from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train.checkpoint import list_checkpoints
 from dusk.train.config import DPOConfig
-from dusk.train.dpo import examples_for, pad_id_of, reference_logps, train_pairs
+from dusk.train.dpo import examples_for, reference_logps, train_pairs
 from dusk.train.loop import Example
 from dusk.train.model import check_seq_len
-from dusk.train.stage import copy_model_dir, is_main_process
+from dusk.train.stage import copy_model_dir, is_main_process, pad_id_of
 
 log = logging.getLogger(__name__)
 

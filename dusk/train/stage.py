@@ -67,6 +67,11 @@ def require_examples(examples: list[Example], what: str, records: int, dropped: 
         raise DuskError(f"{what}: no training examples left: {records} record(s), {dropped} dropped ({reason})")
 
 
+def pad_id_of(tokenizer) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else its EOS token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def lm_task(name: str, pad_id: int) -> Task:
     """Next-token loss on every target token: continued pretraining and SFT (targets already masked)."""
 
@@ -97,8 +102,7 @@ def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor
         "%s: %d training sequences of up to %d tokens, %d held out", stage, len(train_ex), cfg.seq_len, len(eval_ex)
     )
     lm, peft_model = load_for_training(model_dir, cfg)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    result = train(cfg, TargetLogProbs(lm), lm_task(stage, pad_id), train_ex, eval_ex)
+    result = train(cfg, TargetLogProbs(lm), lm_task(stage, pad_id_of(tokenizer)), train_ex, eval_ex)
     extra = {"stage": stage, "train_sequences": len(train_ex), "eval_examples": len(eval_ex)}
     return finish(cfg, lm, peft_model, model_dir, result, extra)
 
