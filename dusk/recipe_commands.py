@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dry-run", action="store_true", help="print the plan (cached / resumable / to run) and stop")
     run.add_argument("--run-dir", type=Path, help="run directory (default runs/<recipe name>)")
     run.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report at the end")
+    run.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep finished stages' checkpoints (deleted by default)"
+    )
     run.set_defaults(handler=_run)
 
     results = subparsers.add_parser("results", help="list the results store's runs, or one run's stages and scores")
@@ -41,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     run_dir = args.run_dir or Path("runs") / recipe.name
-    outcome = run_recipe(recipe, run_dir, dry_run=args.dry_run)
+    outcome = run_recipe(recipe, run_dir, dry_run=args.dry_run, keep_checkpoints=args.keep_checkpoints)
     if isinstance(outcome, str):
         print(outcome)
         return 0

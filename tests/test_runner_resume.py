@@ -79,3 +79,14 @@ def test_killed_training_stage_resumes_from_its_checkpoint(tmp_path: Path) -> No
     assert [step for step, _ in resumed_curve] == list(range(1, 201))
     assert [loss for _, loss in resumed_curve] == pytest.approx([loss for _, loss in clean_curve], rel=1e-4)
     assert run_recipe(load_recipe(path), killed, show_progress=False).states == {"dus": "cached", "pt": "cached"}
+    assert not list((clean / "work" / "pt").glob("**/checkpoints")), "a finished stage's checkpoints were kept"
+    assert (clean / "work" / "pt" / "log.jsonl").is_file(), "the step log went with the checkpoints"
+
+
+def test_keep_checkpoints_keeps_a_finished_stage_resumable_state(tmp_path: Path) -> None:
+    path = recipe(tmp_path)
+    short = load_recipe(path, ["pt.max_steps=6"])
+    kept = run_recipe(short, tmp_path / "kept", show_progress=False, keep_checkpoints=True)
+    assert kept.states == {"dus": "ran", "pt": "ran"}
+    steps = sorted(p.name for p in (tmp_path / "kept" / "work" / "pt" / "checkpoints").iterdir())
+    assert steps == ["step-00000003", "step-00000006"]
