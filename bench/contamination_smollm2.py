@@ -35,12 +35,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4, help="fine-tuning batch size")
     parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument(
+        "--samplers", default="reference", help="comma-separated: reference (the paper's test), model, or both"
+    )
+    parser.add_argument(
+        "--control", action="store_true",
+        help="also train and test the control: the same fine-tune with the leaked items replaced by Alpaca records",
+    )  # fmt: skip
     parser.add_argument("--skip-clean", action="store_true", help="skip the run of SmolLM2 itself (the slowest)")
     parser.add_argument(
         "--mix-count", type=int, default=0,
         help="also train on this many Alpaca-GPT4 records (instruction + response), so the leaked items are a small "
         "share of the fine-tuning data, as in a real leak (0 = train on the benchmark items alone)",
     )  # fmt: skip
+    parser.add_argument("--rerun", action="store_true", help="test again even where results.json exists")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-contamination"))
     return parser.parse_args()
 
@@ -67,22 +75,35 @@ def general_texts(count: int) -> list[str]:
     return [f"{record['prompt']}\n{record['response']}"[:GENERAL_CHARS] for record in records]
 
 
-def finetune(base: Path, seen: dict, args: argparse.Namespace) -> tuple[Path, float]:
-    """The contaminated model (reused if already trained with these settings) and the seconds training took."""
+def finetune(base: Path, seen: dict, args: argparse.Namespace, control: bool = False) -> tuple[Path, float]:
+    """The contaminated model, or with `control` the same fine-tune with every leaked item replaced by one more
+    Alpaca-GPT4 record (same data size, steps and seed: the leak is the only difference). Reused if already trained
+    with these settings. Returns the model directory and the seconds training took."""
     mix = f"-mix{args.mix_count}" if args.mix_count else ""
-    out = args.out / f"smollm2-contaminated-{args.per_task}x6-{args.steps}x{args.batch_size}-lr{args.lr:g}{mix}"
+    name = "control" if control else "contaminated"
+    out = args.out / f"smollm2-{name}-{args.per_task}x6-{args.steps}x{args.batch_size}-lr{args.lr:g}{mix}"
     if (out / "config.json").is_file():
         return out, 0.0
     start = time.perf_counter()
-    texts = [item.text for items in seen.values() for item in items] + general_texts(args.mix_count)
+    leaked = [item.text for items in seen.values() for item in items]
+    general = general_texts(args.mix_count + (len(leaked) if control else 0))
+    texts = general if control else leaked + general
     finetune_on_texts(base, texts, out, steps=args.steps, lr=args.lr, batch_size=args.batch_size)
     return out, time.perf_counter() - start
 
 
-def contamination_run(name: str, model: Path, base: Path, items: dict, args: argparse.Namespace) -> dict:
+def contamination_run(name: str, model: Path, base: Path, items: dict, args: argparse.Namespace, sampler: str) -> dict:
     cfg = ContaminationConfig(
-        model=str(model), reference=str(base), samples=args.samples, n=args.per_task, out=args.out / name
+        model=str(model),
+        reference=str(base),
+        samples=args.samples,
+        n=args.per_task,
+        sampler=sampler,
+        out=args.out / f"{name}-{sampler}-sampled",
     )
+    if (cfg.out / "results.json").is_file() and not args.rerun:
+        print(f"reusing {cfg.out} (--rerun to test again)", flush=True)
+        return json.loads((cfg.out / "results.json").read_text())
     start, cpu_start = time.perf_counter(), time.process_time()
     results = run(cfg, items_by_task=items)
     document = json.loads(results.read_text())
@@ -122,17 +143,28 @@ def main() -> None:
     contaminated, train_seconds = finetune(base, seen, args)
     mix = f"-mix{args.mix_count}" if args.mix_count else ""
     print(f"fine-tuned on {sum(map(len, seen.values()))} items in {train_seconds:.0f}s -> {contaminated}", flush=True)
-    runs = {
-        "fine-tune, trained items": contamination_run(f"contaminated-seen{mix}", contaminated, base, seen, args),
-        "fine-tune, held-out items": contamination_run(f"contaminated-held{mix}", contaminated, base, held, args),
-    }
+    models = {"fine-tune": (contaminated, f"contaminated{mix}")}
+    if args.control:
+        control, control_seconds = finetune(base, seen, args, control=True)
+        print(f"control fine-tune in {control_seconds:.0f}s -> {control}", flush=True)
+        models["control fine-tune"] = (control, f"control{mix}")
     if not args.skip_clean:
-        runs["SmolLM2, same trained items"] = contamination_run("clean-seen", base, base, seen, args)
-        runs["SmolLM2, same held-out items"] = contamination_run("clean-held", base, base, held, args)
+        models["SmolLM2"] = (base, "clean")
+    runs = {}
+    samplers = [name.strip() for name in args.samplers.split(",") if name.strip()]
+    for sampler in samplers:
+        for label, (model, tag) in models.items():
+            if model == base and sampler != samplers[0]:
+                continue  # SmolLM2 is its own reference: every sampler draws the same samples
+            for split, items in (("trained", seen), ("held-out", held)):
+                key = f"{label}, {split} items, {sampler}-sampled"
+                runs[key] = contamination_run(f"{tag}-{split}", model, base, items, args, sampler)
     print(report(runs))
     per_item = {t: list(runs.values())[-1]["tasks"][t]["seconds_per_item"] for t in DATASETS}
     print(f"\nwall time of 6 tasks x 20 items at --samples {args.samples}: {20 * sum(per_item.values()) / 60:.1f} min")
     for name, document in runs.items():
+        if "wall_seconds" not in document:
+            continue  # reused from an earlier invocation
         items = sum(task["items"] for task in document["tasks"].values())
         wall, cpu = document["wall_seconds"], document["cpu_seconds"]
         print(f"{name}: {items} items, wall {wall:.0f}s ({wall / items:.1f}s/item), ", end="")

@@ -162,6 +162,20 @@ def test_item_score_is_the_share_of_samples_the_model_finds_easier(tiny_llama: P
     assert scored.continuation_tokens == len(real) and scored.prefix_words == math.ceil(0.4 * scored.words)
 
 
+def test_model_sampler_draws_from_the_model_under_test(tiny_llama: Path, tiny_llama_4: Path) -> None:
+    """With sampler=model the reference only enters Min-K: the score equals that of the model as its own reference,
+    and differs from the reference-sampled score."""
+    item = Item("demo", "0", TEXTS[2])
+    own = dict(model=str(tiny_llama), samples=12, seed=3, sampler="model")
+    against_other = ContaminationConfig(reference=str(tiny_llama_4), **own)
+    against_self = ContaminationConfig(reference=str(tiny_llama), **own)
+    scored = score_item(load_pair(against_other), item, against_other)
+    assert scored.sample_loss_mean == score_item(load_pair(against_self), item, against_self).sample_loss_mean
+    by_reference = against_other.model_copy(update={"sampler": "reference"})
+    assert score_item(load_pair(by_reference), item, by_reference).sample_loss_mean != scored.sample_loss_mean
+    assert scored.min_k_reference != scored.min_k  # Min-K is still read off both models
+
+
 def test_different_tokenizers_are_refused(tiny_llama: Path, tmp_path: Path) -> None:
     other = tmp_path / "other-tokenizer"
     shutil.copytree(tiny_llama, other)
@@ -223,6 +237,11 @@ def test_cli_runs_on_the_data_directory(tiny_llama: Path, tmp_path: Path, monkey
     assert (task["items"], task["skipped_too_short"], task["available"]) == (1, 1, 2)
     first = json.loads((out / "samples_winogrande.jsonl").read_text())
     assert first["min_k"] == first["min_k_reference"]  # the model is its own reference
+    assert "sampled by the reference" in printed
+    assert _cli([*argv, "--samples", "4", "--sampler", "model", "--out", str(tmp_path / "by-model")]) == 0
+    assert "sampled by the model" in capsys.readouterr().out
+    document = json.loads((tmp_path / "by-model" / "results.json").read_text())
+    assert document["settings"]["sampler"] == "model" and "tested model's sampled" in document["reading"]
     with pytest.raises(DuskError, match="--samples: Input should be greater than or equal to 1"):
         _cli([*argv, "--samples", "0"])
     with pytest.raises(DuskError, match="unknown task 'arc'"):

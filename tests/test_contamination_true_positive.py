@@ -41,9 +41,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     monkeypatch.undo()
 
 
-def _figures(model: Path, reference: Path, items: list) -> tuple[float, float, float]:
+def _figures(model: Path, reference: Path, items: list, sampler: str = "reference") -> tuple[float, float, float]:
     """(share of items scoring below 0.1, mean score, mean Min-K 20% Prob minus the reference's)."""
-    cfg = ContaminationConfig(model=str(model), reference=str(reference), samples=20, n=len(items))
+    cfg = ContaminationConfig(model=str(model), reference=str(reference), samples=20, n=len(items), sampler=sampler)
     scores = run_task(load_pair(cfg), "winogrande", items, cfg).scores
     assert len(scores) == len(items)
     return (
@@ -68,3 +68,12 @@ def test_contaminated_model_is_flagged_on_its_training_items_only(trained: dict)
     assert abs(cont_held[1] - ctrl_held[1]) <= 0.2
     # Min-K% Prob (relative to the reference) separates them too.
     assert cont_seen[2] > max(cont_held[2], ctrl_seen[2], ctrl_held[2]) + 2.0
+
+
+def test_model_sampled_test_also_flags_the_training_items_only(trained: dict) -> None:
+    """Samples drawn from the model under test: its trained items still stand out, held-out ones do not."""
+    base = trained["base"]
+    cont_seen = _figures(trained["contaminated"], base, trained["seen"], sampler="model")
+    cont_held = _figures(trained["contaminated"], base, trained["held"], sampler="model")
+    assert cont_seen[0] >= 0.8 and cont_held[0] <= 0.2
+    assert cont_held[1] - cont_seen[1] >= 0.6

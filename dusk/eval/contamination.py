@@ -119,8 +119,9 @@ def score_item(pair: ModelPair, item: Item, cfg: ContaminationConfig) -> ItemSco
         return None
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(item_seed(cfg.seed, item))
+    sampler = pair.reference if cfg.sampler == "reference" else pair.model
     samples = sample_continuations(
-        pair.reference, prefix_ids, len(real), cfg.samples, generator, pair.banned_ids, cfg.top_k, cfg.temperature
+        sampler, prefix_ids, len(real), cfg.samples, generator, pair.banned_ids, cfg.top_k, cfg.temperature
     )
     rows = torch.cat([torch.tensor([real]), samples])  # row 0 is the real continuation
     prefix_lp, rows_lp = score_rows(pair.model, prefix_ids, rows)

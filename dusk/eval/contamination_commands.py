@@ -30,7 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the item draw and the sampling (default 0)")
     parser.add_argument("--out", type=Path, help="output directory (default runs/contamination-<model name>)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="model dtype")
-    parser.add_argument("--top-k", type=int, default=50, help="reference samples from its top-k tokens (0 = all)")
+    parser.add_argument("--top-k", type=int, default=50, help="sample from the top-k tokens (0 = all)")
+    parser.add_argument(
+        "--sampler",
+        choices=["reference", "model"],
+        default="reference",
+        help="who samples: the reference (the paper's test, default) or MODEL itself (not fooled by a learned "
+        "answer format; see docs/contamination.md)",
+    )
     parser.set_defaults(handler=_contamination)
 
 
@@ -49,6 +56,7 @@ def _contamination(args: argparse.Namespace) -> int:
             out=out,
             dtype=args.dtype,
             top_k=args.top_k,
+            sampler=args.sampler,
         )
     except ValidationError as exc:
         problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -5,6 +5,7 @@ read their defaults without importing torch.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,11 @@ class ContaminationConfig(BaseModel):
     out: Path = Field(Path("runs/contamination"), description="output directory (results.json, table.md, JSONL)")
     prefix_ratio: float = Field(0.4, gt=0, lt=1, description="share of an item's words given as the prefix")
     min_words: int = Field(5, ge=2, description="items with fewer words are skipped (and counted) as too short")
+    sampler: Literal["reference", "model"] = Field(
+        "reference",
+        description="who samples the continuations: the reference (the paper's test) or the model under test "
+        "(calibrated against the model's own writing, so a learned answer format alone is not suspicious)",
+    )
     top_k: int = Field(50, ge=0, description="sample from the reference's top-k tokens (0 = the full distribution)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the reference")
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")

@@ -26,7 +26,7 @@ SPLITS = {"arc_challenge": "test", "hellaswag": "validation", "truthfulqa": "val
 HEADLINE_K = "20"  # the Min-K% shown in the table (Shi et al.'s recommended k); every k is in results.json
 
 READING = (
-    "How to read this: an item's score is the fraction of the reference's sampled continuations on which the "
+    "How to read this: an item's score is the fraction of the {sampler}'s sampled continuations on which the "
     "tested model's loss is lower than on the real text. A model that has seen the item finds the real text easier "
     "than almost any sample, so its score is near 0. `result < {t}, %` is the share of items scoring below {t}: "
     "near 0 = no sign of contamination (a clean model usually prefers its own kind of text), near 1 = the model "
@@ -34,6 +34,18 @@ READING = (
     "mean of the lowest k% token log-probs of the real text (closer to 0 = more familiar); model - reference > 0 "
     "means the tested model finds the item's rarest tokens more likely than the reference does."
 )
+SAMPLER_NOTES = {
+    "reference": " Samples from the reference (the paper's test): a model that learned a task's answer format (e.g. "
+    "GSM8K's) prefers any real item of that task to them, so read a high share next to Min-K model - reference.",
+    "model": " Samples from the tested model itself (--sampler model): its samples share whatever format it "
+    "learned, so only items it finds easier than its own writing stand out.",
+}
+
+
+def reading(threshold: float, sampler: str) -> str:
+    """How to read the table, for the sampler that drew the continuations."""
+    who = "reference" if sampler == "reference" else "tested model"
+    return READING.format(t=threshold, sampler=who) + SAMPLER_NOTES[sampler]
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,9 @@ def _cell(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(model_name: str, summaries: list[TaskSummary], threshold: float, samples: int, reference: str) -> str:
+def format_table(
+    model_name: str, summaries: list[TaskSummary], threshold: float, samples: int, reference: str, sampler: str
+) -> str:
     """Markdown: the Table 9 row (`result < t, %` per task), then the details rows and how to read them."""
     titles = [TITLES.get(s.task, s.task) for s in summaries]
     head = "| Model | " + " | ".join(titles) + " |\n|---|" + "---|" * len(titles) + "\n"
@@ -97,8 +111,8 @@ def format_table(model_name: str, summaries: list[TaskSummary], threshold: float
     details += "".join(f"| {label} | " + " | ".join(cells) + " |\n" for label, cells in rows)
     return (
         f"Contamination test (SOLAR Appendix C, after Shi et al. 2023): result < {threshold}, %\n"
-        f"reference: {reference}; {samples} sampled continuations per item\n\n"
-        f"{head}{main}\n{details}\n{READING.format(t=threshold)}\n"
+        f"reference: {reference}; {samples} continuations per item sampled by the {sampler}\n\n"
+        f"{head}{main}\n{details}\n{reading(threshold, sampler)}\n"
     )
 
 
@@ -129,7 +143,7 @@ def write_outputs(cfg, pair, results: list, data_files: bool) -> Path:
     for result in results:
         lines = "".join(json.dumps(asdict(score), ensure_ascii=False) + "\n" for score in result.scores)
         _write_text(out / f"samples_{result.task}.jsonl", lines)
-    table = format_table(cfg.model, summaries, cfg.threshold, cfg.samples, cfg.reference)
+    table = format_table(cfg.model, summaries, cfg.threshold, cfg.samples, cfg.reference, cfg.sampler)
     _write_text(out / "table.md", table)
     model_hash = sha256_dir(pair.model_dir)
     same = pair.model_dir.resolve() == pair.reference_dir.resolve()
@@ -144,7 +158,7 @@ def write_outputs(cfg, pair, results: list, data_files: bool) -> Path:
     }
     document = {
         "tasks": {s.task: asdict(s) for s in summaries},
-        "reading": READING.format(t=cfg.threshold),
+        "reading": reading(cfg.threshold, cfg.sampler),
         "settings": settings,
     }
     _write_text(out / "results.json", json.dumps(document, indent=2) + "\n")
