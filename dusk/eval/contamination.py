@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from dusk.errors import DuskError
 from dusk.eval.contamination_config import ContaminationConfig
@@ -153,12 +154,16 @@ def run_task(pair: ModelPair, task: str, items: list[Item], cfg: ContaminationCo
             "%s: --n %d is larger than the split (%d items); testing all %d", task, cfg.n, len(items), len(items)
         )
     result = TaskResult(task=task, requested=cfg.n, available=len(items))
-    for index, item in enumerate(select_items(items, cfg.n, cfg.seed)):
+    selected = select_items(items, cfg.n, cfg.seed)
+    bar = tqdm(selected, desc=f"contamination {task}", unit="item", disable=None)  # None: only on a terminal
+    for index, item in enumerate(bar):
         scored = score_item(pair, item, cfg)
         if scored is None:
             result.skipped.append(item.doc_id)
             continue
         result.scores.append(scored)
+        flagged = sum(s.suspicious for s in result.scores)
+        bar.set_postfix_str(f"suspicious {flagged}/{len(result.scores)}, last score {scored.score:.2f}")
         log.info(
             "%s %d/%d doc %s score %.2f (%.1fs)",
             task,
