@@ -271,9 +271,10 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
     ctx.store.stage_completed(ctx.run_id, stage.name, state, time.perf_counter() - started, artifact, result)
     ctx.artifacts[stage.name], ctx.hashes[stage.name] = kind.output(out), digest
     if not ctx.keep_checkpoints:
-        freed = drop_checkpoints(paths.work)
-        if freed:
-            log.info("stage %s: deleted its checkpoints (%.0f MB; see --keep-checkpoints)", stage.name, freed / 1e6)
+        with stage_log(ctx.run_dir / "logs" / f"{stage.name}.log"):
+            freed = drop_checkpoints(paths.work)
+            if freed:
+                log.info("stage %s: deleted its checkpoints (%.0f MB; see --keep-checkpoints)", stage.name, freed / 1e6)
     return state
 
 

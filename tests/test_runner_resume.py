@@ -81,6 +81,7 @@ def test_killed_training_stage_resumes_from_its_checkpoint(tmp_path: Path) -> No
     assert run_recipe(load_recipe(path), killed, show_progress=False).states == {"dus": "cached", "pt": "cached"}
     assert not list((clean / "work" / "pt").glob("**/checkpoints")), "a finished stage's checkpoints were kept"
     assert (clean / "work" / "pt" / "log.jsonl").is_file(), "the step log went with the checkpoints"
+    assert "stage pt: deleted its checkpoints" in (clean / "logs" / "pt.log").read_text()
 
 
 def test_keep_checkpoints_keeps_a_finished_stage_resumable_state(tmp_path: Path) -> None:
