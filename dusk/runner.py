@@ -204,19 +204,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def drop_checkpoints(work: Path) -> int:
-    """Delete every `checkpoints/` folder under a finished stage's work directory (its step logs stay); bytes freed.
-
-    A checkpoint only serves to resume the stage, and once its artifact is complete it is dead weight: a 135M model
-    in fp32 with its AdamW state takes about 2 GB per checkpoint.
-    """
-    freed = 0
-    for folder in sorted(work.glob("**/checkpoints")) if work.is_dir() else []:
-        freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        shutil.rmtree(folder, ignore_errors=True)
-    return freed
-
-
 def _artifact_hash(path: Path) -> str:
     return sha256_file(path) if path.is_file() else sha256_dir(path)
 
@@ -270,9 +257,11 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
     artifact = Artifact(key, stage.name, stage.kind, str(out), digest, result.parameters)
     ctx.store.stage_completed(ctx.run_id, stage.name, state, time.perf_counter() - started, artifact, result)
     ctx.artifacts[stage.name], ctx.hashes[stage.name] = kind.output(out), digest
-    if not ctx.keep_checkpoints:
+    if kind.has_checkpoint is not None and not ctx.keep_checkpoints:
+        from dusk.train.checkpoint import delete_checkpoints
+
         with stage_log(ctx.run_dir / "logs" / f"{stage.name}.log"):
-            freed = drop_checkpoints(paths.work)
+            freed = delete_checkpoints(paths.work)
             if freed:
                 log.info("stage %s: deleted its checkpoints (%.0f MB; see --keep-checkpoints)", stage.name, freed / 1e6)
     return state

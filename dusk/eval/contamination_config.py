@@ -31,7 +31,7 @@ class ContaminationConfig(BaseModel):
         description="who samples the continuations: the reference (the paper's test) or the model under test "
         "(calibrated against the model's own writing, so a learned answer format alone is not suspicious)",
     )
-    top_k: int = Field(50, ge=0, description="sample from the reference's top-k tokens (0 = the full distribution)")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of the reference")
+    top_k: int = Field(50, ge=0, description="sample from the sampler's top-k tokens (0 = the full distribution)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the sampler")
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
     dtype: str = Field("float32", description="dtype both models run in (float32, bfloat16)")
