@@ -39,13 +39,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    """Run one command. Exit codes: 0 done, 2 bad input (one line on stderr), 1 the system failed us (a full disk, a
+    file that vanished: one line), 130 Ctrl-C, 141 a closed output pipe (`dusk results | head`)."""
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+        )
         return args.handler(args) or 0
     except DuskError as exc:
         print(f"dusk: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("dusk: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except OSError as exc:
+        logging.getLogger(__name__).debug("system error", exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"dusk: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

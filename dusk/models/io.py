@@ -5,6 +5,7 @@ model = load_model(resolve_model("smollm2-135m"))
 """
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -62,12 +63,40 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+ALLOW_PICKLE_ENV = "DUSK_ALLOW_PICKLE"
+
+
+def pickle_allowed() -> bool:
+    """The user's explicit opt-in to unpickling weight files (`DUSK_ALLOW_PICKLE=1`): pickles can run code."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "") == "1"
+
+
+def weights_use_safetensors(model_dir: Path) -> bool:
+    """True when the directory's weights are safetensors; refuse pickled-only weights unless the user opted in."""
+    model_dir = Path(model_dir)
+    if any(model_dir.glob("*.safetensors")):
+        return True
+    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if not pickles:
+        raise DuskError(f"{model_dir}: no weight files (*.safetensors)")
+    if pickle_allowed():
+        return False
+    raise DuskError(
+        f"{model_dir}: holds only pickled weights ({', '.join(pickles)}), which can run code when loaded; dusk loads "
+        f"safetensors only (convert them, or set {ALLOW_PICKLE_ENV}=1 if you trust the file)"
+    )
+
+
 def load_model(model_dir: Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
-    """Load a causal LM from a model directory with plain transformers, in eval mode."""
+    """Load a causal LM from a model directory with plain transformers, in eval mode (safetensors weights only)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code
+        model_dir,
+        dtype=torch_dtype(dtype),
+        trust_remote_code=trust_remote_code,
+        use_safetensors=weights_use_safetensors(model_dir),
     )
     return model.to(device).eval()
 
