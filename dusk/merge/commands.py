@@ -58,6 +58,8 @@ def build_config(args: argparse.Namespace):
             raise DuskError(f"{', '.join(given)}: short-form flags do not combine with a config file; set them in it")
         return config.load_merge_config(first, args.out, **extra)
     method = args.method or "linear"
+    if method == "slerp" and args.t is None:
+        raise DuskError("--method slerp needs --t, the position between the models (0 = the base, 1 = the other)")
     base = args.base
     if method == "slerp" and base is None and len(args.inputs) == 2:
         base = args.inputs[0]

@@ -7,14 +7,16 @@ conditions where the first whose filter is a substring of the tensor name (or ha
     dusk merge merge.yaml --out runs/merged
 """
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from dusk.errors import DuskError
 from dusk.merge.methods import get_method
+from dusk.models.safetensors_io import shard_bytes
 
 Scalar = bool | int | float | str
 ScalarOrGradient = Scalar | list[Scalar]
@@ -71,7 +73,13 @@ class MergeConfig(BaseModel):
     out: Path = Field(description="output model directory (created atomically)")
     force: bool = Field(False, description="replace an existing output directory")
     shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
-    seed: int = Field(0, description="random seed of DARE's drops (same seed, same output)")
+    seed: int = Field(0, ge=0, lt=2**32, description="random seed of DARE's drops (same seed, same output)")
+
+    @field_validator("shard_size")
+    @classmethod
+    def _shard_size(cls, value: str) -> str:
+        shard_bytes(value)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "MergeConfig":
@@ -118,8 +126,24 @@ def check_setting(where: str, name: str, setting: Any, kind: Any) -> None:
             value = adapter.validate_python(leaf)
         except ValidationError as exc:
             raise ValueError(f"{where}: {leaf!r} is not a valid {getattr(kind, '__name__', kind)}") from exc
-        if name == "density" and not 0 < value <= 1:
-            raise ValueError(f"{where}: density {value} is outside (0, 1] (the fraction of the task vector kept)")
+        check_value(where, name, value)
+
+
+# Parameters whose values must lie in a range (besides being finite), with what the range means.
+RANGES = {
+    "density": (lambda v: 0 < v <= 1, "outside (0, 1] (the fraction of the task vector kept)"),
+    "t": (lambda v: 0 <= v <= 1, "outside [0, 1] (0 = the base model, 1 = the other model)"),
+}
+
+
+def check_value(where: str, name: str, value: Any) -> None:
+    """A numeric parameter value must be finite (NaN or infinity would make every output weight NaN) and in range."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {name} {value} is not a finite number")
+    if name in RANGES and not RANGES[name][0](value):
+        raise ValueError(f"{where}: {name} {value} is {RANGES[name][1]}")
 
 
 def evaluate_setting(tensor_name: str, setting: Any, t: float, kind: Any) -> Any:
@@ -146,7 +170,8 @@ def evaluate_setting(tensor_name: str, setting: Any, t: float, kind: Any) -> Any
     return None
 
 
-def _yaml_error(path: Path, exc: yaml.YAMLError) -> DuskError:
+def yaml_error(path: Path, exc: yaml.YAMLError) -> DuskError:
+    """One line naming the file, line and column of a YAML syntax error."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is None:
@@ -156,9 +181,14 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> DuskError:
 
 
 def validation_message(exc: ValidationError) -> str:
+    """Pydantic's first error as one line: the field's path, what is wrong, and the value given."""
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field {error['loc'][-1]!r} (check its spelling; the fields are listed in docs/merge.md)"
+    elif error["type"] != "value_error" and isinstance(error.get("input"), str | int | float | bool):
+        message += f" (got {error['input']!r})"
     return f"{where}: {message}" if where else message
 
 
@@ -170,7 +200,7 @@ def load_merge_config(path: Path, out: Path, force: bool = False, shard_size: st
     except OSError as exc:
         raise DuskError(f"{path}: cannot read ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise _yaml_error(path, exc) from exc
+        raise yaml_error(path, exc) from exc
     if not isinstance(data, dict) or "merge_method" not in data:
         raise DuskError(f"{path}: expected a mapping with 'merge_method' and 'models' or 'slices'")
     for unsupported in ("modules", "tokenizer", "chat_template"):

@@ -20,9 +20,11 @@ from dusk.models.architecture import (
     LayerLayout,
     layer_layout,
     per_layer_config_keys,
+    read_model_config,
+    without_remote_code,
 )
-from dusk.models.io import copy_side_files, read_config, resolve_model
-from dusk.models.safetensors_io import ModelTensors, TensorSpec, parse_size, write_sharded
+from dusk.models.io import copy_side_files, resolve_model
+from dusk.models.safetensors_io import ModelTensors, TensorSpec, shard_bytes, write_sharded
 
 ROW_BLOCK_BYTES = 32 * 1024**2  # elementwise methods merge row blocks of about this many bytes per input
 
@@ -44,7 +46,7 @@ def open_models(args: list[str]) -> dict[str, InputModel]:
     for arg in args:
         if arg not in models:
             directory = resolve_model(arg)
-            config, tensors = read_config(directory), ModelTensors(directory)
+            config, tensors = read_model_config(directory), ModelTensors(directory)
             models[arg] = InputModel(arg, directory, config, tensors, layer_layout(config, tensors.names(), arg))
     return models
 
@@ -106,6 +108,7 @@ def output_config(
 ) -> dict:
     """The output config.json: the base's (or first model's), with the layer count and per-layer lists updated."""
     config = {key: value for key, value in reference.items() if key != "quantization_config"}
+    config = without_remote_code(config, str(cfg.base_model or layer_sources[0][0]))
     for key in per_layer_config_keys(reference):
         config[key] = [source[key][layer] for source, (_m, layer) in zip(layer_configs, layer_sources, strict=True)]
     config["num_hidden_layers"] = len(layer_sources)
@@ -137,7 +140,7 @@ def write_model(
     on_tensor: Callable[[TensorSpec], None] | None = None,
 ) -> list[Path]:
     """Write the output tensors, produced one at a time in order, as (sharded) safetensors."""
-    return write_sharded(out_dir, specs, produce, parse_size(shard_size), on_tensor)
+    return write_sharded(out_dir, specs, produce, shard_bytes(shard_size), on_tensor)
 
 
 def copy_tokenizer(source_dir: Path, out_dir: Path) -> list[str]:

@@ -87,7 +87,10 @@ def _base_index(item: OutputSlice, cfg: MergeConfig, method: MergeMethod, index:
     if not method.needs_base:
         return None
     if base is None:
-        raise DuskError(f"merge method {method.name} needs a base_model (the model the others are compared with)")
+        raise DuskError(
+            f"merge method {method.name} needs a base_model (the model the others are compared with): "
+            "base_model: in a config file, --base on the command line"
+        )
     names = [s.model for s in item.sources]
     if base not in names:
         raise DuskError(f"slices[{index}]: base_model {base} is not among the slice's sources ({', '.join(names)})")

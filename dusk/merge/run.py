@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from dusk.atomic import atomic_output_dir, check_output_dir
+from dusk.atomic import atomic_output_dir, check_output_dir, check_writable_parent
 from dusk.errors import DuskError
 from dusk.merge.config import MergeConfig
 from dusk.merge.io import copy_tokenizer, read_rows, row_blocks, write_model
 from dusk.merge.methods import Group
 from dusk.merge.plan import MergePlan, TensorJob, plan_merge, tokenizer_dir
-from dusk.models.safetensors_io import TORCH_DTYPES, TensorSpec
+from dusk.models.safetensors_io import TORCH_DTYPES, TensorSpec, check_finite, check_output_not_input
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,31 @@ def _copy_non_float(job: TensorJob, plan: MergePlan) -> torch.Tensor:
     return tensors[0]
 
 
+def _read(plan: MergePlan, model: str, name: str, rows: tuple[int, int] | None) -> torch.Tensor:
+    """One input tensor (or rows [start, end) of it) as stored."""
+    source = plan.models[model]
+    return source.tensors.read(name) if rows is None else read_rows(source, name, *rows)
+
+
 def _loader(plan: MergePlan, model: str, name: str, rows: tuple[int, int] | None, dtype: torch.dtype):
     """Read one input tensor (or rows of it) when the method asks for it, cast to the compute dtype."""
-    source = plan.models[model]
 
     def load() -> torch.Tensor:
-        raw = source.tensors.read(name) if rows is None else read_rows(source, name, *rows)
-        return raw.to(dtype)
+        return _read(plan, model, name, rows).to(dtype)
 
     return load
 
 
 def _merge_block(job: TensorJob, plan: MergePlan, cfg: MergeConfig, rows: tuple[int, int] | None) -> torch.Tensor:
-    """Run the method on the whole tensor (rows None) or on rows [start, end) of every input."""
+    """Run the method on the whole tensor (rows None) or on rows [start, end) of every input; refuse a result
+    that is not finite where the inputs are."""
     inputs = [_loader(plan, model, name, rows, job.compute_dtype) for model, name in job.inputs]
     generator = _generator(cfg, job) if plan.method.random else None
     result = plan.method.fn(Group(inputs, job.base, job.spec.name, generator), **job.params)
-    return result.to(TORCH_DTYPES[job.spec.dtype])
+    result = result.to(TORCH_DTYPES[job.spec.dtype])
+    hint = f"check the parameters of merge method {plan.method.name} and the dtype {job.spec.dtype}"
+    check_finite(job.spec.name, result, lambda: (_read(plan, m, n, rows) for m, n in job.inputs), hint)
+    return result
 
 
 def produce(job: TensorJob, plan: MergePlan, cfg: MergeConfig):
@@ -106,7 +114,9 @@ def _run(cfg: MergeConfig) -> Path:
     from tqdm import tqdm
 
     check_output_dir(cfg.out, cfg.force)
+    check_writable_parent(cfg.out)
     plan = plan_merge(cfg)
+    check_output_not_input(cfg.out, [model.directory for model in plan.models.values()])
     tokenizer_source = tokenizer_dir(cfg, plan)
     jobs = {job.spec.name: job for job in plan.jobs}
     specs = [job.spec for job in plan.jobs]
@@ -117,7 +127,9 @@ def _run(cfg: MergeConfig) -> Path:
     total = sum(spec.nbytes for spec in specs)
     with (
         atomic_output_dir(cfg.out, cfg.force) as tmp,
-        tqdm(total=total, unit="B", unit_scale=True, desc=f"merge ({cfg.merge_method})", leave=False) as bar,
+        tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"merge ({cfg.merge_method})", leave=False, disable=None
+        ) as bar,
     ):
         write_model(tmp, specs, source, cfg.shard_size, on_tensor=lambda spec: bar.update(spec.nbytes))
         (tmp / "config.json").write_text(json.dumps(plan.config, indent=2, sort_keys=True) + "\n")

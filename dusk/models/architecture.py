@@ -8,10 +8,13 @@ architecture is hard-coded.
     dusk upscale tiny-qwen2 --drop 1 --out runs/tiny-dus
 """
 
+import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from dusk.errors import DuskError
+from dusk.models.io import read_config
 
 LAYER_NAME = re.compile(r"^(?P<prefix>(?:.*\.)?layers\.)(?P<index>\d+)\.(?P<rest>.+)$")
 # Config keys that must agree for layers of two models to be stacked together.
@@ -25,6 +28,10 @@ STRUCTURAL_KEYS = (
     "vocab_size",
 )
 NON_LAYER_LIST_KEYS = {"architectures"}
+# Config keys that point transformers at Python files to run on load (`trust_remote_code`).
+REMOTE_CODE_KEYS = ("auto_map",)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,16 @@ class LayerLayout:
 
     def name(self, layer: int, suffix: str) -> str:
         return f"{self.prefix}{layer}.{suffix}"
+
+
+def read_model_config(model_dir: Path) -> dict:
+    """The model's config.json, which must be a JSON object (a list or a number is refused, naming the file)."""
+    config = read_config(model_dir)
+    if not isinstance(config, dict):
+        raise DuskError(
+            f"{Path(model_dir) / 'config.json'}: expected a JSON object, got a JSON {type(config).__name__}"
+        )
+    return config
 
 
 def split_layer_name(name: str) -> tuple[str, int, str] | None:
@@ -108,3 +125,26 @@ def per_layer_config_keys(config: dict) -> list[str]:
         for key, value in config.items()
         if isinstance(value, list) and len(value) == count and key not in NON_LAYER_LIST_KEYS
     ]
+
+
+def without_remote_code(config: dict, where: str) -> dict:
+    """The output config without remote-code pointers (`auto_map`), with a warning naming what was dropped.
+
+    An output of dusk is built from weights only: the Python files `auto_map` names are not copied, and a merged or
+    stacked model must not run code on load that the user did not choose for it.
+    """
+    dropped = [key for key in REMOTE_CODE_KEYS if key in config]
+    if not dropped:
+        return config
+    log.warning(
+        "%s: dropped %s (remote-code pointers: %s) from the output config.json; dusk writes weights only, "
+        "the output loads with the standard transformers classes",
+        where,
+        ", ".join(dropped),
+        ", ".join(str(value) for key in dropped for value in _values(config[key])),
+    )
+    return {key: value for key, value in config.items() if key not in dropped}
+
+
+def _values(mapping: object) -> list[object]:
+    return list(mapping.values()) if isinstance(mapping, dict) else [mapping]

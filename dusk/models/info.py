@@ -8,7 +8,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dusk.models.io import has_tokenizer, read_config
+from dusk.errors import DuskError
+from dusk.models.architecture import read_model_config
+from dusk.models.io import has_tokenizer
 from dusk.models.safetensors_io import ModelTensors
 
 
@@ -36,11 +38,22 @@ class ModelSummary:
         ]
 
 
+def _json_object(path: Path) -> dict:
+    """A JSON file holding an object, or one line naming the file and what is wrong."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DuskError(f"{path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DuskError(f"{path}: expected a JSON object, got a JSON {type(data).__name__}")
+    return data
+
+
 def _tokenizer_summary(model_dir: Path) -> tuple[str, bool]:
     if not has_tokenizer(model_dir):
         return "none", False
     config_path = model_dir / "tokenizer_config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config = _json_object(config_path) if config_path.exists() else {}
     template = (
         bool(config.get("chat_template"))
         or (model_dir / "chat_template.jinja").exists()
@@ -53,7 +66,7 @@ def _tokenizer_summary(model_dir: Path) -> tuple[str, bool]:
 def summarize(model_dir: Path) -> ModelSummary:
     """Summarize a model directory from config.json, safetensors headers and tokenizer files."""
     model_dir = Path(model_dir)
-    config = read_config(model_dir)
+    config = read_model_config(model_dir)
     tensors = ModelTensors(model_dir)
     specs = [tensors.spec(name) for name in tensors.names()]
     dtypes = Counter(spec.dtype for spec in specs)

@@ -79,15 +79,72 @@ class _Entry:
     start: int  # absolute byte offset of the tensor's data in `file`
 
 
+MAX_HEADER_BYTES = 100 * 1024**2  # the safetensors library's own limit on the JSON header
+
+
 def read_header(path: Path) -> tuple[dict, int]:
-    """Return (header dict, absolute offset where tensor data starts) of one safetensors file."""
+    """Return (header dict, absolute offset where tensor data starts) of one safetensors file.
+
+    Every field is checked against the file before anything trusts it: the header length against the file size,
+    each tensor's dtype, shape and data offsets (inside the file, and exactly dtype size x shape bytes long).
+    """
     try:
+        size = path.stat().st_size
         with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-    except (OSError, struct.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DuskError(f"{path}: not a readable safetensors file ({exc})") from exc
+            raw_length = handle.read(8)
+            if len(raw_length) < 8:
+                raise DuskError(
+                    f"{path}: not a safetensors file: {size} byte(s), too short for the 8-byte header length"
+                )
+            (length,) = struct.unpack("<Q", raw_length)
+            if length > size - 8 or length > MAX_HEADER_BYTES:
+                raise DuskError(
+                    f"{path}: not a safetensors file (or truncated): its header length {length} exceeds "
+                    f"the {size - 8} byte(s) after the length field"
+                )
+            text = handle.read(length)
+    except OSError as exc:
+        raise DuskError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        header = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DuskError(f"{path}: not a safetensors file: its header is not JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise DuskError(f"{path}: not a safetensors file: its header is a JSON {type(header).__name__}, not an object")
+    data_size = size - 8 - length
+    for name, info in header.items():
+        if name != "__metadata__":
+            _check_entry(path, name, info, data_size)
     return header, 8 + length
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entry(path: Path, name: str, info: object, data_size: int) -> None:
+    """One header entry must be {dtype, shape, data_offsets} describing bytes inside the file's data section."""
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(info, dict):
+        raise DuskError(f"{where}: header entry is not an object with dtype, shape and data_offsets")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in DTYPE_BYTES:
+        raise DuskError(f"{where}: unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}")
+    if not isinstance(shape, list) or not all(_is_count(dim) for dim in shape):
+        raise DuskError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+        raise DuskError(f"{where}: data_offsets {offsets!r} is not a pair of non-negative integers")
+    begin, end = offsets
+    if not begin <= end <= data_size:
+        raise DuskError(
+            f"{where}: data_offsets [{begin}, {end}] lie outside the file's {data_size} data byte(s) "
+            "(truncated or corrupt file)"
+        )
+    expected = TensorSpec(name, dtype, tuple(shape)).nbytes
+    if end - begin != expected:
+        raise DuskError(
+            f"{where}: data_offsets span {end - begin} byte(s) but dtype {dtype} x shape {shape} needs {expected}"
+        )
 
 
 def _entries_of_file(path: Path) -> Iterator[_Entry]:
@@ -99,12 +156,29 @@ def _entries_of_file(path: Path) -> Iterator[_Entry]:
         yield _Entry(TensorSpec(name, info["dtype"], tuple(info["shape"])), path, data_start + begin)
 
 
+def read_index(index: Path) -> dict[str, str]:
+    """The weight_map (tensor name -> shard file name) of a sharded model's index JSON, checked."""
+    try:
+        data = json.loads(index.read_text())
+    except OSError as exc:
+        raise DuskError(f"{index}: cannot read ({exc.strerror or exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DuskError(f"{index}: not JSON ({exc}); expected a safetensors index with a 'weight_map'") from exc
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise DuskError(f"{index}: expected a JSON object whose 'weight_map' maps tensor names to shard file names")
+    return weight_map
+
+
 def safetensors_files(model_dir: Path) -> list[Path]:
-    """The safetensors files of a model directory, from its index when sharded."""
+    """The safetensors files of a model directory, from its index when sharded (every shard must exist)."""
     index = model_dir / INDEX_NAME
     if index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        return sorted({model_dir / name for name in weight_map.values()})
+        files = sorted({model_dir / name for name in read_index(index).values()})
+        for file in files:
+            if not file.is_file():
+                raise DuskError(f"{index}: names shard {file.name}, which is missing from {model_dir}")
+        return files
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         raise DuskError(f"{model_dir}: no *.safetensors weights (dusk reads weights only through safetensors)")
@@ -170,6 +244,33 @@ def _as_tensor(raw: bytearray, dtype: str, shape: tuple[int, ...]) -> torch.Tens
     if not raw:
         return torch.empty(shape, dtype=TORCH_DTYPES[dtype])
     return torch.frombuffer(raw, dtype=TORCH_DTYPES[dtype]).reshape(shape)
+
+
+def check_output_not_input(out: Path, inputs: Iterable[Path]) -> None:
+    """Refuse an output directory that is, or contains, an input model directory (replacing it would destroy the
+    weights being read)."""
+    target = Path(out).resolve()
+    for directory in inputs:
+        source = Path(directory).resolve()
+        if source == target or target in source.parents:
+            raise DuskError(f"output path {out}: it would replace the input model {directory}; choose another --out")
+
+
+def check_finite(name: str, output: torch.Tensor, inputs: Callable[[], Iterable[torch.Tensor]], hint: str) -> None:
+    """Refuse an output tensor holding NaN or infinity that its inputs did not hold (an overflow, a bad parameter).
+
+    One pass over the output; the inputs (`inputs()` reads them) are looked at only when the output is not finite.
+    """
+    if not output.is_floating_point():
+        return
+    finite = torch.isfinite(output)
+    if bool(finite.all()) or not all(bool(torch.isfinite(t).all()) for t in inputs() if t.is_floating_point()):
+        return
+    count = int(finite.numel() - finite.sum())
+    raise DuskError(
+        f"tensor {name}: the output holds {count} NaN or infinite value(s) although its inputs are finite ({hint}); "
+        "nothing was written"
+    )
 
 
 def tensor_bytes(tensor: torch.Tensor) -> memoryview:
@@ -272,3 +373,14 @@ def parse_size(text: str | int) -> int:
     if lowered.isdigit():
         return int(lowered)
     raise DuskError(f"size {text!r}: expected a byte count or a number with KB/MB/GB/KiB/MiB/GiB")
+
+
+def shard_bytes(text: str | int) -> int:
+    """A maximum shard size (`2GiB`, `500MB`, a byte count) as a positive number of bytes."""
+    try:
+        size = parse_size(text)
+    except DuskError as exc:
+        raise DuskError(f"shard size {text!r}: expected a byte count or a number with KB/MB/GB/KiB/MiB/GiB") from exc
+    if size <= 0:
+        raise DuskError(f"shard size {text!r}: must be at least 1 byte")
+    return size

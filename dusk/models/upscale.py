@@ -18,15 +18,24 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dusk.atomic import atomic_output_dir, check_output_dir
+from dusk.atomic import atomic_output_dir, check_output_dir, check_writable_parent
 from dusk.errors import DuskError
-from dusk.models.architecture import LayerLayout, check_compatible, layer_layout, per_layer_config_keys
-from dusk.models.io import copy_side_files, read_config, resolve_model
+from dusk.models.architecture import (
+    LayerLayout,
+    check_compatible,
+    layer_layout,
+    per_layer_config_keys,
+    read_model_config,
+    without_remote_code,
+)
+from dusk.models.io import copy_side_files, resolve_model
 from dusk.models.safetensors_io import (
     SAFETENSORS_DTYPES,
     ModelTensors,
     TensorSpec,
-    parse_size,
+    check_finite,
+    check_output_not_input,
+    shard_bytes,
     write_sharded,
 )
 
@@ -70,11 +79,25 @@ class UpscaleConfig(BaseModel):
     dtype: OutputDtype | None = Field(None, description="cast weights to this dtype (default: keep, bit for bit)")
     shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
 
+    @field_validator("shard_size")
+    @classmethod
+    def _shard_size(cls, value: str) -> str:
+        shard_bytes(value)
+        return value
+
+
+def check_drop(num_layers: int, drop: int) -> None:
+    """Refuse a SOLAR `--drop` that leaves no layer of a copy (drop >= the layer count) or is negative."""
+    if not 0 <= drop < num_layers:
+        raise DuskError(
+            f"--drop {drop}: must be in [0, {num_layers}) for a model with {num_layers} layers "
+            f"(each copy keeps {num_layers} - drop layers)"
+        )
+
 
 def solar_slices(model: str, num_layers: int, drop: int) -> list[Slice]:
     """SOLAR's DUS as slices: [0, n-drop) of the model, then [drop, n) of a copy."""
-    if not 0 <= drop < num_layers:
-        raise DuskError(f"--drop {drop}: must be in [0, {num_layers}) for a model with {num_layers} layers")
+    check_drop(num_layers, drop)
     return [
         Slice(sources=[SliceSource(model=model, layer_range=(0, num_layers - drop))]),
         Slice(sources=[SliceSource(model=model, layer_range=(drop, num_layers))]),
@@ -85,7 +108,7 @@ def config_for_drop(
     model: str, drop: int, out: Path, force: bool = False, dtype: OutputDtype | None = None, shard_size: str = "2GiB"
 ) -> UpscaleConfig:
     """The UpscaleConfig of `dusk upscale MODEL --drop M`."""
-    num_layers = read_config(resolve_model(model)).get("num_hidden_layers")
+    num_layers = read_model_config(resolve_model(model)).get("num_hidden_layers")
     if not isinstance(num_layers, int):
         raise DuskError(f"{model}: config.json has no integer num_hidden_layers")
     return UpscaleConfig(
@@ -100,7 +123,9 @@ def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str
     except OSError as exc:
         raise DuskError(f"{path}: cannot read ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise DuskError(f"{path}: not valid YAML ({exc})") from exc
+        from dusk.merge.config import yaml_error
+
+        raise yaml_error(Path(path), exc) from exc
     if not isinstance(data, dict) or "slices" not in data:
         raise DuskError(f"{path}: expected a mapping with a 'slices:' list")
     method = data.pop("merge_method", "passthrough")
@@ -117,12 +142,9 @@ def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str
             slices=data["slices"], dtype=data.get("dtype"), out=out, force=force, shard_size=shard_size
         )
     except ValidationError as exc:
-        raise DuskError(f"{path}: invalid slices: {_first_error(exc)}") from exc
+        from dusk.merge.config import validation_message
 
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+        raise DuskError(f"{path}: invalid slices: {validation_message(exc)}") from exc
 
 
 @dataclass(frozen=True)
@@ -149,7 +171,7 @@ def _open_sources(slices: list[Slice]) -> dict[str, _Source]:
         arg = item.source.model
         if arg not in sources:
             directory = resolve_model(arg)
-            config, tensors = read_config(directory), ModelTensors(directory)
+            config, tensors = read_model_config(directory), ModelTensors(directory)
             sources[arg] = _Source(arg, directory, config, tensors, layer_layout(config, tensors.names(), arg))
     return sources
 
@@ -185,7 +207,7 @@ def plan_upscale(slices: list[Slice], dtype: str | None = None) -> UpscalePlan:
         for suffix in source.layout.suffixes:
             name = source.layout.name(layer, suffix)
             tensors.append((_spec(source.tensors.spec(name), base.layout.name(out_layer, suffix), cast), source, name))
-    return UpscalePlan(tensors, _output_config(base.config, layer_sources, dtype), layer_sources)
+    return UpscalePlan(tensors, _output_config(base.config, layer_sources, dtype, base.arg), layer_sources)
 
 
 def _torch_dtype(name: str):
@@ -199,8 +221,8 @@ def _spec(source: TensorSpec, out_name: str, cast: str | None) -> TensorSpec:
     return TensorSpec(out_name, cast if cast and floating else source.dtype, source.shape)
 
 
-def _output_config(base: dict, layer_sources: list[tuple[str, int]], dtype: str | None) -> dict:
-    config = {key: value for key, value in base.items() if key != "quantization_config"}
+def _output_config(base: dict, layer_sources: list[tuple[str, int]], dtype: str | None, where: str) -> dict:
+    config = without_remote_code({key: value for key, value in base.items() if key != "quantization_config"}, where)
     for key in per_layer_config_keys(base):
         config[key] = [base[key][layer] for _arg, layer in layer_sources]
     config["num_hidden_layers"] = len(layer_sources)
@@ -214,7 +236,9 @@ def run(cfg: UpscaleConfig) -> Path:
     from tqdm import tqdm
 
     check_output_dir(cfg.out, cfg.force)
+    check_writable_parent(cfg.out)
     plan = plan_upscale(cfg.slices, cfg.dtype)
+    check_output_not_input(cfg.out, {source.directory for _spec, source, _name in plan.tensors})
     by_name = {spec.name: (source, name) for spec, source, name in plan.tensors}
     total = sum(spec.nbytes for spec, _s, _n in plan.tensors)
 
@@ -222,17 +246,20 @@ def run(cfg: UpscaleConfig) -> Path:
         source, name = by_name[spec.name]
         if source.tensors.spec(name).dtype == spec.dtype:
             return source.tensors.read_bytes(name)  # bit-for-bit copy
-        return source.tensors.read(name).to(_torch_dtype(cfg.dtype))
+        original = source.tensors.read(name)
+        cast = original.to(_torch_dtype(cfg.dtype))
+        check_finite(spec.name, cast, lambda: [original], f"values beyond the range of {cfg.dtype}")
+        return cast
 
     with (
         atomic_output_dir(cfg.out, cfg.force) as tmp,
-        tqdm(total=total, unit="B", unit_scale=True, desc="upscale", leave=False) as bar,
+        tqdm(total=total, unit="B", unit_scale=True, desc="upscale", leave=False, disable=None) as bar,
     ):
         write_sharded(
             tmp,
             [spec for spec, _s, _n in plan.tensors],
             read,
-            parse_size(cfg.shard_size),
+            shard_bytes(cfg.shard_size),
             on_tensor=lambda spec: bar.update(spec.nbytes),
         )
         (tmp / "config.json").write_text(json.dumps(plan.config, indent=2, sort_keys=True) + "\n")
