@@ -6,7 +6,12 @@ Reports per engine: benchmark index build time and size, records/s of the benchm
 process tree (sampled; for Spark it includes the JVM and Python workers), and whether both engines dropped the
 same records. Target: local screen >= 20k records/s on a 2-core machine.
 
+`--short-items` measures instead what matching short benchmark items whole costs: per training set, the records the
+n-gram rule drops without it (the harness's behaviour) and with it at several minimum item lengths, plus a sample of
+the records it adds, with the item each one matched (the table in docs/data.md).
+
     DUSK_DATA_DIR=../shared/data .venv/bin/python bench/decontam.py
+    DUSK_DATA_DIR=../shared/data .venv/bin/python bench/decontam.py --short-items --min-words 4,6,8,10
 """
 
 import argparse
@@ -21,6 +26,21 @@ from pathlib import Path
 import psutil
 
 SETS = ("flan_cot", "alpaca", "dolly", "alpaca_gpt4")
+TRAINING_SETS = (
+    "alpaca_gpt4",
+    "alpaca",
+    "dolly",
+    "flan_cot",
+    "gsm8k_train",
+    "ultrafeedback",
+    "hh_rlhf",
+    "hh_rlhf_test_sample",
+    "orca_dpo_pairs",
+    "llamafactory_dpo_demo",
+    "gutenberg",
+    "tinyshakespeare",
+    "llamafactory_text_demo",
+)
 
 
 class PeakRss:
@@ -109,12 +129,56 @@ def _summary(engine: str, figures: dict) -> str:
     )
 
 
+def _ngram_drops(records: list[dict], index) -> dict[int, dict]:
+    """Record index -> n-gram verdict detail (rule 2 only: no task names, no dedup)."""
+    from dusk.data.decontam import DecontamConfig, decide_local
+
+    cfg = DecontamConfig(task_names=False, dedup=False, near_dedup=False)
+    return {i: v.detail for i, v in decide_local(records, index, cfg).items()}
+
+
+def short_items(thresholds: list[int], samples: int) -> None:
+    """Print, per training set, n-gram drops without short-item matching and with it at each minimum length, then a
+    sample of the added drops at the smallest threshold."""
+    import random
+
+    from dusk.data.decontam import H6_TASKS, benchmark_items_for, record_text
+    from dusk.data.ngrams import NgramIndex
+    from dusk.data.registry import load_raw
+
+    items = benchmark_items_for(H6_TASKS)
+    data = {name: [row.fields for row in load_raw(name)] for name in TRAINING_SETS}
+    columns = {"off": NgramIndex.build(items, 13, 13), **{f">={m}": NgramIndex.build(items, 13, m) for m in thresholds}}
+    drops = {
+        label: {name: _ngram_drops(records, index) for name, records in data.items()}
+        for label, index in columns.items()
+    }
+    print(f"{'dataset':<24} {'records':>8} " + " ".join(f"{label:>6}" for label in columns))
+    for name, records in data.items():
+        print(f"{name:<24} {len(records):>8} " + " ".join(f"{len(drops[label][name]):>6}" for label in columns))
+    totals = " ".join(f"{sum(len(d) for d in drops[label].values()):>6}" for label in columns)
+    print(f"{'TOTAL':<24} {sum(map(len, data.values())):>8} {totals}")
+    for label in list(columns)[1:]:
+        added = [(name, i, detail) for name in data for i, detail in drops[label][name].items() if detail["whole_item"]]
+        print(f"\n{label} words: {len(added)} records dropped by a whole short item; a sample:")
+        for name, i, detail in random.Random(0).sample(added, min(samples, len(added))):
+            text = " ".join(record_text(data[name][i]).split())
+            where = text.lower().find(detail["ngram"].split()[0])
+            context = text[max(where - 60, 0) : where + 140]
+            print(f"  {name}#{i} {detail['task']}/{detail['doc_id']} [{detail['ngram']}] ... {context} ...")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", choices=["local", "spark"], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--engines", default="local,spark", help="comma-separated engines to run")
+    parser.add_argument("--short-items", action="store_true", help="measure whole-item matching of short items")
+    parser.add_argument("--min-words", default="1,4,6,8,10", help="minimum item lengths for --short-items")
+    parser.add_argument("--samples", type=int, default=25, help="added drops shown per threshold (--short-items)")
     args = parser.parse_args()
+    if args.short_items:
+        return short_items([int(m) for m in args.min_words.split(",")], args.samples)
     if args.worker:
         return worker(args.worker, args.result)
     results = {}

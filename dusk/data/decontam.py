@@ -2,7 +2,8 @@
 
 Rules, applied in order (a record is dropped by the first rule that fires):
 1. `task_name`: a FLAN task/source name from the SOLAR paper's Table 8 in one of the record's name fields;
-2. `ngram`: a 13-gram (lm-eval's normalisation) shared with a scored benchmark item (question + answer text);
+2. `ngram`: a 13-gram (lm-eval's normalisation) shared with a scored benchmark item (question + answer text), or
+   the whole item when it has fewer than 13 words (and at least `min_words`, 8);
 3. `exact_dup`: same normalised text as an earlier kept record;
 4. `near_dup`: MinHash near-duplicate (Jaccard >= 0.8) of an earlier kept record.
 Surviving records are written unchanged (every original field), in input order.
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dusk.data.dedup import exact_duplicates, near_duplicates
-from dusk.data.ngrams import Item, Match, NgramIndex
+from dusk.data.ngrams import MIN_WORDS, Item, Match, NgramIndex
 from dusk.errors import DuskError
 
 H6_TASKS = ("arc_challenge", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
@@ -66,6 +67,7 @@ class DecontamConfig:
     """What decontamination and dedup do."""
 
     n: int = 13  # n-gram length in words (lm-eval uses 13)
+    min_words: int = MIN_WORDS  # an item shorter than n but at least this long matches whole (GPT-3's rule)
     tasks: tuple[str, ...] = H6_TASKS  # benchmarks whose scored items are matched
     task_names: bool = True  # apply the Table 8 FLAN task-name filter
     dedup: bool = True  # drop exact duplicates (keep the first)
@@ -82,6 +84,17 @@ class Verdict:
     detail: dict = field(default_factory=dict)
 
 
+def check_tasks(tasks: tuple[str, ...] | list[str]) -> list[str]:
+    """The benchmark names behind `tasks` (aliases resolved); an unknown name is refused."""
+    names = []
+    for task in tasks:
+        name = TASK_ALIASES.get(task, task)
+        if name not in H6_TASKS:
+            raise DuskError(f"unknown benchmark {task!r}; known: {', '.join(H6_TASKS)}")
+        names.append(name)
+    return names
+
+
 def benchmark_items_for(tasks: tuple[str, ...] | list[str]) -> list[Item]:
     """Scored items of the given H6 tasks, read through dusk.eval.benchmark_docs.scored_items."""
     try:
@@ -89,10 +102,7 @@ def benchmark_items_for(tasks: tuple[str, ...] | list[str]) -> list[Item]:
     except ImportError as exc:
         raise DuskError("benchmark items need dusk.eval.benchmark_docs.scored_items, which is not available") from exc
     items = []
-    for task in tasks:
-        name = TASK_ALIASES.get(task, task)
-        if name not in H6_TASKS:
-            raise DuskError(f"unknown benchmark {task!r}; known: {', '.join(H6_TASKS)}")
+    for name in check_tasks(tasks):
         items.extend(Item(name, str(doc_id), question, answer) for doc_id, question, answer in scored_items(name))
     return items
 
@@ -131,6 +141,7 @@ def _ngram_detail(match: Match, items: dict[tuple[str, str], Item]) -> dict:
         "task": match.task,
         "doc_id": match.doc_id,
         "ngram": match.ngram,
+        "whole_item": match.whole_item,
         "benchmark_question": item.question if item else "",
         "benchmark_answer": item.answer if item else "",
     }
@@ -267,10 +278,19 @@ def load_input(name_or_path: str) -> tuple[list[dict], list[str]]:
 
 def run(job: DecontaminateJob) -> tuple[Path, dict]:
     """Decontaminate and dedup `job.input`; returns the output path and the report."""
+    from dusk.data.registry import check_training_source
+
     if job.engine not in ("local", "spark"):
         raise DuskError(f"unknown engine {job.engine!r}; expected local or spark")
+    if job.engine == "spark":
+        from dusk.data.spark import require_pyspark
+
+        require_pyspark()
+    check_tasks(job.rules.tasks)
+    check_training_source(job.input)
     records, groups = load_input(job.input)
-    index = NgramIndex.build(benchmark_items_for(job.rules.tasks), job.rules.n) if job.rules.tasks else None
+    rules = job.rules
+    index = NgramIndex.build(benchmark_items_for(rules.tasks), rules.n, rules.min_words) if rules.tasks else None
     if job.engine == "spark":
         from dusk.data.spark import decide_spark
 

@@ -18,12 +18,13 @@ normalized records).
 import json
 import random
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dusk.atomic import atomic_output_file
-from dusk.data.registry import load_records
+from dusk.data.registry import check_training_source, load_records
 from dusk.data.templates import render_text
 from dusk.errors import DuskError
 
@@ -32,9 +33,11 @@ class Source(BaseModel):
     """One dataset in a mixture."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: str = Field(description="registry name or file path")
-    max_examples: int | None = Field(None, ge=0, description="take at most this many records (random, no repeats)")
-    weight: float | None = Field(None, ge=0, description="take round(weight * size) records; above 1 repeats records")
+    dataset: str = Field(min_length=1, description="registry name or file path")
+    max_examples: int | None = Field(None, gt=0, description="take at most this many records (random, no repeats)")
+    weight: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="take round(weight * size) records; above 1 repeats records"
+    )
     max_chars: int | None = Field(None, gt=0, description="drop records whose text is longer than this")
 
     @model_validator(mode="after")
@@ -50,22 +53,68 @@ class Mixture(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sources: list[Source] = Field(min_length=1, description="the datasets and how much of each")
     seed: int = Field(0, description="seed of every random choice (sampling and the final shuffle)")
-    kind: str | None = Field(None, description="text, instruction or preference (default: the first source's kind)")
+    kind: Literal["text", "instruction", "preference"] | None = Field(
+        None, description="text, instruction or preference (default: the first source's kind)"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_datasets(self) -> "Mixture":
+        names = [source.dataset for source in self.sources]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"dataset {twice[0]!r} is listed twice; give it once with the combined amount")
+        return self
+
+
+def _problem(error: dict) -> str:
+    """One validation error as `where: what (got value)`, unknown keys with the keys that are allowed."""
+    where = ".".join(map(str, error["loc"])) or "mixture"
+    if error["type"] == "extra_forbidden":
+        model = Source if len(error["loc"]) == 3 else Mixture
+        return f"{where}: unknown key; expected one of {', '.join(model.model_fields)}"
+    if error["type"] == "missing":
+        return f"{where}: missing required key"
+    if error["type"] in ("model_type", "dict_type"):
+        return (
+            f"{where}: expected a mapping such as {{dataset: alpaca_gpt4, max_examples: 500}}, got {error['input']!r}"
+        )
+    message = error["msg"].removeprefix("Value error, ")
+    shown = "input" in error and error["loc"] and error["type"] != "value_error"
+    return f"{where}: {message}" + (f" (got {error['input']!r})" if shown else "")
+
+
+def _parse(path: Path) -> object:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DuskError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the mixture as UTF-8") from exc
+    except OSError as exc:
+        raise DuskError(f"{path}: cannot read mixture YAML: {exc.strerror or exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DuskError(f"{where}: not valid YAML: {problem}") from exc
 
 
 def load_mixture(path: Path) -> Mixture:
     """Parse and validate a mixture YAML (a list of sources, or a mapping with `sources`)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DuskError(f"{path}: cannot read mixture YAML: {exc}") from exc
+    data = _parse(path)
+    expected = "expected a list of sources ({dataset, max_examples|weight}) or a mapping with a 'sources' list"
+    if data is None:
+        raise DuskError(f"{path}: the mixture is empty; {expected}")
     if isinstance(data, list):
         data = {"sources": data}
+    if not isinstance(data, dict):
+        raise DuskError(f"{path}: {expected}, got {type(data).__name__} {data!r:.60}")
+    if "sources" not in data:
+        raise DuskError(f"{path}: no 'sources' key (found {', '.join(map(str, data))}); {expected}")
     try:
         return Mixture.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DuskError(f"{path}: invalid mixture: {problems}") from exc
+        raise DuskError(f"{path}: invalid mixture: {'; '.join(_problem(e) for e in exc.errors())}") from exc
 
 
 def _count(source: Source, size: int) -> int:
@@ -113,6 +162,8 @@ def _empty_message(stats: dict) -> str:
 
 def build(mixture: Mixture) -> tuple[list[dict], dict]:
     """The mixed records (shuffled under the seed) and per-source statistics."""
+    for source in mixture.sources:  # every name checked before the first (maybe long) load
+        check_training_source(source.dataset)
     kind = mixture.kind or _kind_of(mixture.sources[0].dataset)
     records: list[dict] = []
     stats: dict[str, dict] = {}

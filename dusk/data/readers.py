@@ -1,7 +1,8 @@
 """Read raw rows from data files (JSON array, JSON Lines or .jsonl.gz, TSV, plain text); errors name the place.
 
 Every reader returns a list of `Row(where, fields)`: `where` is "file:line" (or "file[index]" for a JSON array), so a
-converter that finds a bad record can say exactly where it is.
+converter that finds a bad record can say exactly where it is. Files are UTF-8 (a leading byte-order mark is
+accepted); any other encoding is refused with the line and byte offset of the first byte that is not UTF-8.
 
     python -c "from dusk.data.readers import read_rows; print(read_rows('train.jsonl')[0])"
 """
@@ -9,6 +10,7 @@ converter that finds a bad record can say exactly where it is.
 import gzip
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +29,45 @@ class Row:
 
 def _open_text(path: Path):
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def not_utf8(path: Path) -> DuskError:
+    """The error for a file that is not UTF-8: its line and the byte offset (in the decompressed data) of the first
+    byte that does not decode."""
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode("utf-8")
+        return DuskError(f"{path}: not UTF-8 text; re-encode it as UTF-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return DuskError(
+            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x} at byte offset {exc.start}); "
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        )
+
+
+@contextmanager
+def _utf8(path: Path) -> Iterator[None]:
+    """Turn a decoding failure while reading `path` (not UTF-8, broken gzip) into a one-line DuskError."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path) from exc
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise DuskError(f"{path}: not a complete gzip file ({exc}); expected gzip-compressed text") from exc
+
+
+def _read_text(path: Path) -> str:
+    with _utf8(path), _open_text(path) as handle:
+        return handle.read()
 
 
 def _non_empty_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line) for each line of the file that is not blank."""
-    with _open_text(path) as handle:
+    with _utf8(path), _open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield number, line
@@ -66,8 +100,7 @@ def read_jsonl(path: Path) -> list[Row]:
 
 def read_json(path: Path) -> list[Row]:
     """A JSON array of objects (the Alpaca / Dolly / LLaMA-Factory layout)."""
-    with _open_text(path) as handle:
-        text = handle.read()
+    text = _read_text(path)
     try:
         records = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -115,8 +148,7 @@ def read_text(path: Path, split: str = "file") -> list[Row]:
 
     Line endings are normalised to `\\n` (the Gutenberg books use CRLF).
     """
-    with _open_text(path) as handle:
-        text = handle.read().replace("\r\n", "\n")
+    text = _read_text(path).replace("\r\n", "\n")
     if split == "file":
         return [Row(f"{path}:1", {"text": text})] if text.strip() else []
     if split not in ("line", "paragraph"):
@@ -136,11 +168,23 @@ def _first_tsv_cells(path: Path) -> list[str]:
     return []
 
 
+SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".tsv", ".txt")
+
+
+def check_input_file(path: Path) -> None:
+    """Refuse a path that is not an existing file of a supported type (before any reading)."""
+    if path.is_dir():
+        raise DuskError(f"input {path} is a directory; expected a data file (.json, .jsonl, .tsv or .txt)")
+    if not path.is_file():
+        raise DuskError(f"input file {path} does not exist")
+    if not path.name.lower().endswith(SUFFIXES):
+        raise DuskError(f"{path}: unknown file type; expected .json, .jsonl, .jsonl.gz, .tsv or .txt")
+
+
 def read_rows(path: Path) -> list[Row]:
     """Read any supported file by its extension: .json, .jsonl/.jsonl.gz, .tsv, .txt."""
     path = Path(path)
-    if not path.is_file():
-        raise DuskError(f"input file {path} does not exist")
+    check_input_file(path)
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
         return read_jsonl(path)

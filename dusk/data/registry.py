@@ -14,7 +14,16 @@ from pathlib import Path
 
 from dusk.data.formats import RecordError, convert, detect_format, kind_of, preference_to_instruction
 from dusk.data.paths import data_root
-from dusk.data.readers import FLAN_COT_COLUMNS, Row, read_json, read_jsonl, read_rows, read_text, read_tsv
+from dusk.data.readers import (
+    FLAN_COT_COLUMNS,
+    Row,
+    check_input_file,
+    read_json,
+    read_jsonl,
+    read_rows,
+    read_text,
+    read_tsv,
+)
 from dusk.errors import DuskError
 from dusk.settings import data_dir
 
@@ -295,18 +304,49 @@ def _hub_rows(info: DatasetInfo) -> list[Row]:
     return [Row(f"{info.hub}[{index}]", dict(row)) for index, row in enumerate(table)]
 
 
+def is_file_input(name_or_path: str | Path) -> bool:
+    """True when `name_or_path` means a file (not a registry name): it has an extension or exists."""
+    path = Path(name_or_path)
+    return str(name_or_path) not in DATASETS and bool(path.suffix or path.exists())
+
+
+def check_source(name_or_path: str | Path) -> None:
+    """Refuse, before any loading, a name that is neither a registry dataset nor an existing file."""
+    if is_file_input(name_or_path):
+        check_input_file(Path(name_or_path))
+    else:
+        get_info(str(name_or_path))
+
+
+def check_training_source(name_or_path: str | Path) -> None:
+    """check_source, and refuse a benchmark: its scored items are never training data."""
+    name = str(name_or_path)
+    if name in BENCHMARKS:
+        raise DuskError(
+            f"{name!r} is a benchmark (its items are scored), not training data; "
+            + ("use 'gsm8k_train' for GSM8K's train split" if name == "gsm8k" else "pick a training set")
+        )
+    check_source(name_or_path)
+
+
+def _nonempty(rows: list[Row], where: str) -> list[Row]:
+    if not rows:
+        raise DuskError(f"{where}: holds no records (the file is empty); expected at least one record")
+    return rows
+
+
 def load_raw(name_or_path: str | Path) -> list[Row]:
     """The original rows of a named dataset or a file, unchanged (what decontamination filters and writes back)."""
-    path = Path(name_or_path)
-    if str(name_or_path) not in DATASETS and (path.suffix or path.exists()):
-        return read_rows(path)
+    if is_file_input(name_or_path):
+        return _nonempty(read_rows(Path(name_or_path)), str(name_or_path))
     info = get_info(str(name_or_path))
     files = local_files(info) if data_dir() else []
     if not files:
         if data_dir() is None and not _hub_allowed(info):
             data_root()  # raises the "set DUSK_DATA_DIR" message
         return _hub_rows(info)
-    return [row for file in files for row in _read_local(info, file)]
+    where = f"dataset {info.name!r} ({', '.join(map(str, files))})"
+    return _nonempty([row for file in files for row in _read_local(info, file)], where)
 
 
 def _convert_rows(rows: list[Row], format_name: str | None, skip_invalid: bool) -> tuple[str, list[dict], list[str]]:
@@ -342,11 +382,7 @@ def load_records(name_or_path: str | Path, kind: str | None = None, skip_invalid
     (the real sets hold a few such records: alpaca 4, ultrafeedback 2, hh_rlhf 9, hh_rlhf_test_sample 3).
     """
     name = str(name_or_path)
-    if name in BENCHMARKS:
-        raise DuskError(
-            f"{name!r} is a benchmark (its items are scored), not training data; "
-            + ("use 'gsm8k_train' for GSM8K's train split" if name == "gsm8k" else "pick a training set")
-        )
+    check_training_source(name)
     found, records, _ = convert_rows(load_raw(name_or_path), name, skip_invalid)
     if kind is None or kind == found:
         return records

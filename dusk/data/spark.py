@@ -18,6 +18,15 @@ from collections.abc import Iterator
 from dusk.data.decontam import DecontamConfig, Verdict, record_text, screen
 from dusk.data.dedup import band_keys, bucket_edges, exact_key, resolve, signature
 from dusk.data.ngrams import NgramIndex
+from dusk.errors import DuskError
+
+
+def require_pyspark() -> None:
+    """Refuse `--engine spark` where PySpark is not installed, with the command that installs it."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise DuskError("--engine spark needs PySpark and Java 17: pip install 'dusk[spark]'") from exc
 
 
 def get_session(master: str = "local[2]"):

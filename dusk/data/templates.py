@@ -27,6 +27,14 @@ STANFORD_INTRO = (
 )
 
 
+def check_template(template: str, has_tokenizer: bool) -> None:
+    """Refuse, before any rendering, an unknown template, or `chat` without a tokenizer to render it."""
+    if template not in TEMPLATES:
+        raise DuskError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
+    if template == "chat" and not has_tokenizer:
+        raise DuskError("template 'chat' needs --tokenizer MODEL (the model whose chat template renders the records)")
+
+
 def solar_prompt(prompt: str, system: str = "", history: list[dict] | None = None) -> str:
     """The prompt string of the `alpaca`/`solar` template (ends with `### Assistant:\\n`)."""
     parts = [f"### System:\n{system}\n\n"] if system else []

@@ -83,6 +83,7 @@ MIX = _data_kind(
 @functools.cache
 def _decontam_schema() -> type:
     from dusk.data.decontam import H6_TASKS
+    from dusk.data.ngrams import MIN_WORDS
 
     class DecontaminateStage(BaseModel):
         """`dusk data decontaminate` as a stage: drop records sharing an n-gram with a benchmark item, and dups."""
@@ -90,6 +91,9 @@ def _decontam_schema() -> type:
         model_config = ConfigDict(extra="forbid")
         input: str = Field(description="records to clean: a data stage, a dataset name or a JSON/JSONL file")
         n: int = Field(13, ge=1, description="n-gram length in words (lm-eval uses 13)")
+        min_words: int = Field(
+            MIN_WORDS, ge=1, description="shortest benchmark item matched whole (when shorter than n)"
+        )
         tasks: list[str] = Field(list(H6_TASKS), description="benchmarks whose scored items are matched")
         task_names: bool = Field(True, description="apply the paper's Table 8 FLAN task-name filter")
         dedup: bool = Field(True, description="drop exact duplicates (keep the first)")
@@ -104,8 +108,9 @@ def _decontam_schema() -> type:
 def _decontam_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
     from dusk.data.decontam import DecontamConfig, DecontaminateJob
 
-    rules = DecontamConfig(n=fields.n, tasks=tuple(fields.tasks), task_names=fields.task_names, dedup=fields.dedup,
-                           near_dedup=fields.near_dedup, threshold=fields.threshold)  # fmt: skip
+    rules = DecontamConfig(n=fields.n, min_words=fields.min_words, tasks=tuple(fields.tasks),
+                           task_names=fields.task_names, dedup=fields.dedup, near_dedup=fields.near_dedup,
+                           threshold=fields.threshold)  # fmt: skip
     return DecontaminateJob(fields.input, paths.out, None, fields.engine, fields.spark_master, rules)
 
 
