@@ -81,9 +81,10 @@ def test_pretrain_loss_goes_down_on_real_text(tiny_llama: Path, shakespeare_text
 def test_resume_with_a_different_config_says_what_differs(tiny_llama, alpaca_pairs, tmp_path) -> None:  # noqa: F811
     cfg = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "a", max_steps=2, save_every=2)
     sft.run(cfg)
-    changed = cfg.model_copy(update={"lr": 1e-3, "batch_size": 2, "resume": "latest", "force": True})
+    changed = cfg.model_copy(update={"lr": 1e-3, "batch_size": 2, "seq_len": 32, "resume": "latest", "force": True})
+    # lr may change on resume (the remedy of a diverged run); the others are refused, each named
     with pytest.raises(
-        DuskError, match=r"different config \(batch_size: checkpoint 4, now 2; lr: checkpoint 0.003, now"
+        DuskError, match=r"different config \(batch_size: checkpoint 4, now 2; seq_len: checkpoint 64, now 32\); "
     ):
         sft.run(changed)
 

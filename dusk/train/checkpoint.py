@@ -19,11 +19,13 @@ from safetensors.torch import load_file, save_file
 
 from dusk.atomic import atomic_output_dir
 from dusk.errors import DuskError
-from dusk.train.config import config_differences
+from dusk.train.config import ADJUSTABLE_ON_RESUME, RESUMABLE_FIELDS, config_differences, flag_name
 from dusk.train.model import trainable_state
 
 PREFIX = "step-"
 FOLDER = "checkpoints"
+FILES = ("trainable.safetensors", "optimizer.pt", "rng.safetensors", "state.json")
+STATE_KEYS = ("step", "tokens", "num_processes", "python_rng", "config")
 
 
 def checkpoints_root(work_dir: Path) -> Path:
@@ -73,8 +75,13 @@ def resolve_resume(work_dir: Path, resume: str) -> Path:
     """The checkpoint directory named by `--resume` ('latest' or a path)."""
     if resume != "latest":
         path = Path(resume)
+        if not path.is_dir():
+            raise DuskError(f"--resume {resume}: no such directory (checkpoints are in {checkpoints_root(work_dir)})")
         if not (path / "state.json").is_file():
-            raise DuskError(f"--resume {resume}: not a checkpoint directory (no state.json)")
+            raise DuskError(
+                f"--resume {resume}: not a checkpoint directory (no state.json; checkpoints are the "
+                f"{PREFIX}NNNNNNNN folders of {checkpoints_root(work_dir)})"
+            )
         return path
     found = list_checkpoints(work_dir)
     if not found:
@@ -83,21 +90,39 @@ def resolve_resume(work_dir: Path, resume: str) -> Path:
 
 
 def read_state(path: Path) -> dict[str, Any]:
-    return json.loads((Path(path) / "state.json").read_text())
+    """The checkpoint's state.json, refused in one line when it is not one dusk wrote."""
+    state_file = Path(path) / "state.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DuskError(f"{state_file}: not a dusk checkpoint state (invalid JSON: {exc})") from exc
+    missing = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise DuskError(f"{state_file}: not a dusk checkpoint state (no {', '.join(missing)})")
+    return state
 
 
-def check_same_config(path: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume a checkpoint written under different settings, saying which ones differ."""
-    differences = config_differences(read_state(path)["config"], config)
+def check_same_config(path: Path, config: dict[str, Any]) -> list[str]:
+    """Refuse to resume a checkpoint written under different settings, saying which ones differ; return the
+    deliberate changes a resume accepts (`lr: checkpoint X, now Y`, the remedies of a run that diverged)."""
+    saved = read_state(path)["config"]
+    differences = config_differences(saved, config, RESUMABLE_FIELDS | ADJUSTABLE_ON_RESUME)
     if differences:
+        adjustable = ", ".join(flag_name(name) for name in sorted(ADJUSTABLE_ON_RESUME))
         raise DuskError(
             f"cannot resume from {path}: it was written with a different config ({'; '.join(differences)}); "
-            "resume with the same settings, or start a new run (another --out or --run-dir)"
+            f"resume with the same settings (only {adjustable} may change), or start a new run (another --out or "
+            "--run-dir)"
         )
+    kept = frozenset(saved) | frozenset(config)
+    return config_differences(saved, config, kept - ADJUSTABLE_ON_RESUME)
 
 
 def load_checkpoint(path: Path, lm: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore weights, optimizer and RNG states in place; return the saved state (step, data position, ...)."""
+    absent = [name for name in FILES if not (Path(path) / name).is_file()]
+    if absent:
+        raise DuskError(f"--resume {path}: incomplete checkpoint (no {', '.join(absent)})")
     weights = load_file(Path(path) / "trainable.safetensors")
     expected = set(trainable_state(lm))
     if set(weights) != expected:

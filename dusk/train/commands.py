@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from dusk.train import config
 
     for name, (help_text, config_name) in STAGES.items():
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        parser = subparsers.add_parser(
+            name, help=help_text, description=help_text, formatter_class=config.RequiredUsageFormatter
+        )
         config_cls = getattr(config, config_name)
         config.add_config_flags(parser, config_cls)
         parser.set_defaults(handler=_handler(name, config_cls))
@@ -29,7 +31,8 @@ def _handler(stage: str, config_cls: type):
 
         cfg = config_from_args(config_cls, args, {"steps": 2} if stage == "sdpo" else None)
         out = _stage_run(stage, cfg)(cfg)
-        print(f"wrote {out}")
+        # sDPO writes OUT/step-1 ... OUT/final: say which directory is the model (what `dusk merge` etc. take)
+        print(f"wrote {cfg.out}; the model is {out}" if out != cfg.out else f"wrote {out}")
         return 0
 
     return handle

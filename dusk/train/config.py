@@ -6,6 +6,8 @@ Flags given on the command line override the YAML file; the YAML keys are exactl
 """
 
 import argparse
+import copy
+import logging
 import types
 import typing
 from pathlib import Path
@@ -16,16 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dusk.errors import DuskError
 
+log = logging.getLogger(__name__)
+
 # Fields that may change between a run and its resumption (they do not change the numbers a run computes).
 RESUMABLE_FIELDS = frozenset(
     {"resume", "force", "progress", "eval_every", "save_every", "keep_checkpoints", "run_dir", "out", "ref_cache"}
 )
+# Fields a resumed run may change on purpose: the remedies of a run that diverged (they change the steps after the
+# checkpoint only, and the resume says so on stderr).
+ADJUSTABLE_ON_RESUME = frozenset({"lr", "max_grad_norm"})
 
 
 class TrainConfig(BaseModel):
     """What every trainer needs: model, data, output, the optimizer's schedule, and run bookkeeping."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     model: str = Field(description="built-in model name, Hugging Face model directory or .gguf file")
     data: str = Field(description="training data: a dataset name, a JSONL file of records, or a mixture YAML")
     out: Path = Field(description="output model directory (a plain Hugging Face model, written atomically)")
@@ -63,6 +70,21 @@ class TrainConfig(BaseModel):
     run_dir: Path | None = Field(None, description="checkpoints and step log (default: OUT.run next to --out)")
     force: bool = Field(False, description="replace an existing output directory")
     progress: bool = Field(True, description="show a progress bar")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        """Rules across fields (each message names the flags to change)."""
+        if not all(0 <= beta < 1 for beta in self.adam_betas):
+            raise ValueError(f"--adam-betas {self.adam_betas[0]} {self.adam_betas[1]}: each must be in [0, 1)")
+        if self.warmup_steps > self.max_steps:
+            raise ValueError(
+                f"--warmup-steps {self.warmup_steps} is more than --max-steps {self.max_steps}: the learning rate "
+                "would never reach --lr"
+            )
+        lora_options = sorted(name for name in self.model_fields_set if name.startswith("lora_"))
+        if lora_options and not self.lora:  # a warning: a --config file's LoRA settings with --no-lora is legitimate
+            log.warning("%s ignored: no --lora (all weights are trained)", ", ".join(map(flag_name, lora_options)))
+        return self
 
     @property
     def work_dir(self) -> Path:
@@ -103,6 +125,12 @@ class DPOConfig(TrainConfig):
         return self
 
 
+def flag_help(field: Any) -> str:
+    """A field's help text as a person should read it: its description and default (or that it is required)."""
+    default = " (required: this flag or the key in --config)" if field.is_required() else f" (default: {field.default})"
+    return f"{field.description}{default}"
+
+
 def _flag_kwargs(name: str, field: Any) -> dict[str, Any]:
     """argparse keyword arguments for one pydantic field (defaults come from the config, not argparse)."""
     annotation = field.annotation
@@ -110,8 +138,8 @@ def _flag_kwargs(name: str, field: Any) -> dict[str, Any]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in args if a is not type(None))
         args = typing.get_args(annotation)
-    default = "" if field.is_required() else f" (default: {field.default})"
-    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{field.description}{default}"}
+    # argparse formats help with %: a bare % in a description ("~30% slower") would garble it
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": flag_help(field).replace("%", "%%")}
     origin = typing.get_origin(annotation)
     if annotation is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -128,26 +156,62 @@ def _flag_kwargs(name: str, field: Any) -> dict[str, Any]:
     return kwargs
 
 
+class RequiredUsageFormatter(argparse.HelpFormatter):
+    """Usage lines that show the config's required flags without brackets (`--model MODEL`, not `[--model MODEL]`).
+
+    argparse cannot mark them `required=True`: a `--config` file may give them instead. They are refused when
+    missing from both by `config_from_args`.
+    """
+
+    def _format_usage(self, usage, actions, groups, prefix):  # noqa: ANN001, ANN202 (argparse's signature)
+        shown = [_shown_required(action) if getattr(action, "config_required", False) else action for action in actions]
+        return super()._format_usage(usage, shown, groups, prefix)
+
+
+def _shown_required(action: argparse.Action) -> argparse.Action:
+    shown = copy.copy(action)
+    shown.required = True
+    return shown
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[TrainConfig]) -> None:
     """One flag per config field (`--max-steps` for `max_steps`), plus `--config FILE.yaml`."""
-    parser.add_argument("--config", type=Path, help="YAML file whose keys are these flags' names (with underscores)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.yaml",
+        help="YAML file whose keys are these flags' names (with underscores); flags on the command line win",
+    )
     for name, field in config_cls.model_fields.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, **_flag_kwargs(name, field))
+        action = parser.add_argument(flag_name(name), dest=name, **_flag_kwargs(name, field))
+        action.config_required = field.is_required()  # shown as required by RequiredUsageFormatter
 
 
 def read_yaml_config(path: Path) -> dict[str, Any]:
     """The mapping in a `--config` YAML file."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise DuskError(f"{path}: cannot read config YAML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DuskError(f"--config {path}: not a YAML text file ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise DuskError(f"--config {path}: cannot read it ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DuskError(f"--config {path}: not valid YAML{where} ({problem})") from exc
     if not isinstance(data, dict):
-        raise DuskError(f"{path}: expected a mapping of field: value, got {type(data).__name__}")
+        raise DuskError(f"--config {path}: expected a mapping of field: value, got a {type(data).__name__}")
     return data
 
 
-def build_config(config_cls: type[C], values: dict[str, Any], source: str = "arguments") -> C:
-    """Validate `values` into a config, with an error naming the field and what was expected."""
+def build_config(config_cls: type[C], values: dict[str, Any], source: str = "arguments", keys: bool = False) -> C:
+    """Validate `values` into a config, with an error naming the field (as a flag; with `keys`, also as the YAML
+    key) and what was expected."""
     unknown = sorted(set(values) - set(config_cls.model_fields))
     if unknown:
         known = ", ".join(config_cls.model_fields)
@@ -155,8 +219,20 @@ def build_config(config_cls: type[C], values: dict[str, Any], source: str = "arg
     try:
         return config_cls(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise DuskError(f"{source}: invalid {config_cls.__name__}: {problems}") from exc
+        problems = "; ".join(_problem(error, keys) for error in exc.errors())
+        raise DuskError(f"{source}: {problems}") from exc
+
+
+def _problem(error: dict[str, Any], keys: bool) -> str:
+    """One validation error as `--max-steps 0: Input should be greater than or equal to 1` (with `keys`:
+    `max_steps (--max-steps) 0: ...`)."""
+    loc = [str(part) for part in error["loc"]]
+    if not loc:  # a model-level rule (several fields together)
+        return str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" {value!r}" if isinstance(value, str) else f" {value}"
+    name = f"{loc[0]} ({flag_name(loc[0])})" if keys else flag_name(loc[0])
+    return f"{name}{'.' + '.'.join(loc[1:]) if loc[1:] else ''}{shown}: {error['msg']}"
 
 
 def config_from_args(config_cls: type[C], args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> C:
@@ -167,12 +243,24 @@ def config_from_args(config_cls: type[C], args: argparse.Namespace, defaults: di
         values.update(read_yaml_config(args.config))
         source = f"{args.config} + command line"
     values.update({name: getattr(args, name) for name in config_cls.model_fields if hasattr(args, name)})
-    return build_config(config_cls, values, source)
+    _require(config_cls, values, getattr(args, "config", None))
+    return build_config(config_cls, values, source, keys=getattr(args, "config", None) is not None)
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable `field: checkpoint X, now Y` for fields that change a run's numbers."""
-    names = sorted((set(saved) | set(current)) - RESUMABLE_FIELDS)
+def _require(config_cls: type[TrainConfig], values: dict[str, Any], config_file: Path | None) -> None:
+    """Refuse, naming them, required fields given neither as flags nor in the --config file."""
+    missing = [name for name, field in config_cls.model_fields.items() if field.is_required() and name not in values]
+    if missing:
+        flags = ", ".join(flag_name(name) for name in missing)
+        where = f"it is not in {config_file} either" if config_file is not None else "nor in a --config YAML file"
+        raise DuskError(f"missing required {flags}: not given on the command line, {where}")
+
+
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = RESUMABLE_FIELDS
+) -> list[str]:
+    """Human-readable `field: checkpoint X, now Y` for the fields outside `ignore` that differ."""
+    names = sorted((set(saved) | set(current)) - ignore)
     return [
         f"{name}: checkpoint {saved.get(name)!r}, now {current.get(name)!r}"
         for name in names

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from dusk.atomic import atomic_output_file, check_output_dir
+from dusk.atomic import atomic_output_file, check_writable_parent
 from dusk.hashing import sha256_file
 from dusk.models.io import load_model, load_tokenizer, resolve_model
 from dusk.settings import cache_dir
@@ -30,6 +30,7 @@ from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
 from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
 from dusk.train.stage import (
     barrier,
+    check_outputs,
     finish,
     is_main_process,
     limit,
@@ -175,11 +176,14 @@ def compute_reference(ref_dir: Path, examples: list[Example], batch_size: int, p
     return torch.cat(out).float()
 
 
+def ref_cache_root(cfg: DPOConfig) -> Path:
+    return cfg.ref_cache or cache_dir() / "dpo_ref"
+
+
 def reference_logps(ref_dir: Path, examples: list[Example], cfg: DPOConfig, pad_id: int) -> tuple[torch.Tensor, dict]:
     """Cached reference log-probs [N, 2] and the cache entry's description (keys, path, hit or computed)."""
     ref_key, data_key = model_hash(ref_dir), data_hash(examples)
-    root = cfg.ref_cache or cache_dir() / "dpo_ref"
-    path = root / f"{ref_key[:20]}-{data_key[:20]}.safetensors"
+    path = ref_cache_root(cfg) / f"{ref_key[:20]}-{data_key[:20]}.safetensors"
     info = {"reference_model": str(ref_dir), "reference_hash": ref_key, "data_hash": data_key, "cache": str(path)}
     info["cache_hit"] = path.exists()
     if not path.exists() and is_main_process():
@@ -232,7 +236,8 @@ def train_pairs(
 
 def run(cfg: DPOConfig) -> Path:
     """DPO of cfg.model on cfg.data against cfg.ref_model (default: the model itself)."""
-    check_output_dir(cfg.out, cfg.force)
+    check_outputs(cfg)
+    check_writable_parent(ref_cache_root(cfg) / "entry")
     model_dir = resolve_model(cfg.model)
     ref_dir = resolve_model(cfg.ref_model) if cfg.ref_model else model_dir
     check_seq_len(model_dir, cfg.seq_len)

@@ -11,6 +11,7 @@ same global batch takes the same step.
 """
 
 import json
+import logging
 import math
 import random
 import time
@@ -27,6 +28,7 @@ from dusk.errors import DuskError
 from dusk.train import checkpoint
 from dusk.train.config import TrainConfig
 
+log = logging.getLogger(__name__)
 Example = dict[str, Any]
 Batch = dict[str, Any]
 
@@ -51,8 +53,8 @@ class TrainResult:
     train_loss: float
     eval_metrics: dict[str, float] = field(default_factory=dict)
     log_path: Path | None = None
-    seconds: float = 0.0  # in optimizer steps (this session)
-    tokens: int = 0  # read in this session
+    seconds: float = 0.0  # in optimizer steps, over the whole run (sessions before a resume included)
+    tokens: int = 0  # read over the whole run (sessions before a resume included)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -149,7 +151,9 @@ class _Run:
     train_examples: list[Example]
     log: StepLog
     step: int = 0
-    tokens: int = 0
+    tokens: int = 0  # read since step 0 (carried across a resume by the checkpoint)
+    seconds: float = 0.0  # spent in optimizer steps since step 0 (carried likewise)
+    loss: float = math.nan  # of the last step taken (carried likewise: a run resumed at its end reports it)
     last_checkpoint: Path | None = None
 
     @property
@@ -190,6 +194,7 @@ def _train_step(run: _Run) -> dict[str, Any]:
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
     run.tokens += int(totals[1].item())
+    run.loss = loss_value
     record = {"step": run.step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm, "tokens": run.tokens}
     record.update({n: totals[2 + i].item() / total_units for i, n in enumerate(names)})
     return record
@@ -204,10 +209,16 @@ def _clip(run: _Run, max_norm: float) -> float:
 
 
 def _stop_on_nan(run: _Run, loss: float, grad_norm: float) -> None:
-    kept = f"the last good checkpoint is {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint was written"
+    """Stop before a non-finite step, with advice that works: resume accepts a changed --lr / --max-grad-norm."""
+    if run.last_checkpoint is None:
+        advice = "no checkpoint was written (--save-every N writes them); lower --lr or check the data, and start again"
+    else:
+        advice = (
+            f"the last good checkpoint is {run.last_checkpoint}; lower --lr or check the data, then rerun with "
+            "--resume and the lower --lr (a resume accepts a changed --lr or --max-grad-norm)"
+        )
     raise DuskError(
-        f"training stopped at step {run.step + 1}: loss {loss}, gradient norm {grad_norm} (not finite); "
-        f"{kept}; lower --lr or check the data, then --resume"
+        f"training stopped at step {run.step + 1}: loss {loss}, gradient norm {grad_norm} (not finite); {advice}"
     )
 
 
@@ -219,6 +230,8 @@ def _save(run: _Run, lm: nn.Module) -> None:
             "data_position": run.step * run.global_batch,
             "num_processes": acc.num_processes,
             "tokens": run.tokens,
+            "seconds": run.seconds,
+            "loss": run.loss,
             "config": run.cfg.model_dump(mode="json"),
         }
         run.last_checkpoint = checkpoint.save_checkpoint(
@@ -233,7 +246,8 @@ def _resume(run: _Run, lm: nn.Module) -> int | None:
     if cfg.resume is None:
         return None
     path = checkpoint.resolve_resume(cfg.work_dir, cfg.resume)
-    checkpoint.check_same_config(path, cfg.model_dump(mode="json"))
+    for change in checkpoint.check_same_config(path, cfg.model_dump(mode="json")):
+        log.warning("resuming from %s with a changed %s: the steps from there use the new value", path, change)
     state = checkpoint.load_checkpoint(path, lm, run.optimizer)
     if state["num_processes"] != run.accelerator.num_processes:
         raise DuskError(
@@ -241,6 +255,7 @@ def _resume(run: _Run, lm: nn.Module) -> int | None:
             f"{run.accelerator.num_processes}; the data position depends on the global batch"
         )
     run.step, run.tokens, run.last_checkpoint = state["step"], state["tokens"], path
+    run.seconds, run.loss = state.get("seconds", 0.0), state.get("loss", math.nan)
     return run.step
 
 
@@ -290,13 +305,12 @@ def _run_steps(
     bar = tqdm(
         total=cfg.max_steps, initial=run.step, desc=run.task.name, disable=not (cfg.progress and acc.is_main_process)
     )
-    start, start_tokens, record = time.perf_counter(), run.tokens, {"loss": float("nan")}
-    train_seconds = 0.0  # time inside optimizer steps only (evaluation and checkpoints excluded)
+    start, start_tokens, start_seconds = time.perf_counter(), run.tokens, run.seconds
     while run.step < cfg.max_steps:
         step_start = time.perf_counter()
         record = _train_step(run)
-        train_seconds += time.perf_counter() - step_start
-        record["tokens_per_s"] = (run.tokens - start_tokens) / max(train_seconds, 1e-9)
+        run.seconds += time.perf_counter() - step_start  # optimizer steps only (not evaluation, checkpoints)
+        record["tokens_per_s"] = (run.tokens - start_tokens) / max(run.seconds - start_seconds, 1e-9)
         record["elapsed_s"] = time.perf_counter() - start
         run.log.write(record)
         bar.update(1)
@@ -309,7 +323,7 @@ def _run_steps(
             on_step(record)
     bar.close()
     eval_metrics = _maybe_eval(run, lm, eval_examples) or eval_metrics
-    return TrainResult(run.step, record["loss"], eval_metrics, run.log.path, train_seconds, run.tokens - start_tokens)
+    return TrainResult(run.step, run.loss, eval_metrics, run.log.path, run.seconds, run.tokens)
 
 
 def _maybe_eval(run: _Run, lm: nn.Module, examples: list[Example], at_start: bool = False) -> dict[str, float]:

@@ -120,14 +120,20 @@ def trainable_state(lm: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach() for name, p in lm.named_parameters() if p.requires_grad}
 
 
+def has_adapters(lm: nn.Module) -> bool:
+    """True while LoRA adapters are injected (not yet merged into the weights)."""
+    return any("lora_" in name for name, _ in lm.named_parameters())
+
+
 def save_trained(
     lm: nn.Module, peft_model: nn.Module | None, source_dir: Path, out: Path, force: bool, extra: dict[str, Any]
 ) -> Path:
     """Write the trained model as a plain HF directory (merged if LoRA, adapter in out/adapter) plus side files."""
     with atomic_output_dir(out, force=force) as tmp:
-        if peft_model is not None:
+        if peft_model is not None and has_adapters(lm):
             peft_model.save_pretrained(tmp / "adapter")
             lm = peft_model.merge_and_unload()
+        # else: already merged by an attempt that failed later (the adapter was written there; the merge is kept)
         lm.config.use_cache = True
         lm.save_pretrained(tmp)
         copy_side_files(source_dir, tmp)

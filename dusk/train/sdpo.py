@@ -12,12 +12,12 @@ A finished step is kept when the run is restarted; `--resume` resumes the unfini
 import logging
 from pathlib import Path
 
-from dusk.atomic import atomic_output_dir
+from dusk.atomic import atomic_output_dir, check_writable_parent
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train.checkpoint import list_checkpoints
 from dusk.train.config import DPOConfig
-from dusk.train.dpo import examples_for, reference_logps, train_pairs
+from dusk.train.dpo import examples_for, ref_cache_root, reference_logps, train_pairs
 from dusk.train.loop import Example
 from dusk.train.model import check_seq_len
 from dusk.train.stage import copy_model_dir, is_main_process, pad_id_of
@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 def split_chunks(examples: list[Example], k: int) -> list[list[Example]]:
     """K consecutive chunks whose sizes differ by at most one."""
     if len(examples) < k:
-        raise DuskError(f"sdpo: {len(examples)} training pairs cannot fill --steps {k} chunks")
+        raise DuskError(
+            f"sdpo --steps {k}: only {len(examples)} training pair(s) (after the held-out ones) for {k} chunks; "
+            "use fewer --steps or more data"
+        )
     size, extra = divmod(len(examples), k)
     chunks, start = [], 0
     for i in range(k):
@@ -60,10 +63,16 @@ def run(cfg: DPOConfig) -> Path:
     """Run the K DPO steps; returns OUT/final."""
     if cfg.out.exists() and not (cfg.force or cfg.resume):
         raise DuskError(f"output directory {cfg.out} already exists; pass --force to replace it or --resume")
+    if cfg.out.exists() and not cfg.out.is_dir():
+        raise DuskError(f"output path {cfg.out} exists and is not a directory")
+    check_writable_parent(cfg.out / "final")
+    check_writable_parent(cfg.work_dir / "log.jsonl")
+    check_writable_parent(ref_cache_root(cfg) / "entry")
     model_dir = resolve_model(cfg.model)
     check_seq_len(model_dir, cfg.seq_len)
     tokenizer = load_tokenizer(model_dir)
     train_ex, eval_ex = examples_for(cfg, tokenizer)
+    split_chunks(train_ex, cfg.steps)  # refuse too few pairs before any reference is computed
     if cfg.easy_to_hard:
         logps, _info = reference_logps(model_dir, train_ex, cfg, pad_id_of(tokenizer))
         train_ex = easy_to_hard(train_ex, (logps[:, 0] - logps[:, 1]).tolist())

@@ -6,15 +6,17 @@ dusk pretrain --model tiny-llama --data input.txt --max-steps 5 --seq-len 64 --o
 import logging
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dusk.atomic import check_output_dir
+from dusk.atomic import check_output_dir, check_writable_parent
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
+from dusk.train import checkpoint
 from dusk.train.batching import count_targets, pad_collate
 from dusk.train.config import TrainConfig
 from dusk.train.data_source import Kind, load_records
@@ -23,6 +25,7 @@ from dusk.train.losses import causal_lm_loss_sum
 from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training, save_trained
 
 log = logging.getLogger(__name__)
+KEPT_NAME = "trained-model"  # where a model whose output could not be written is kept, in the work directory
 
 
 def world_size() -> int:
@@ -91,9 +94,19 @@ def lm_task(name: str, pad_id: int) -> Task:
 ExamplesFor = Callable[[Any, Any], tuple[list[Example], list[Example]]]  # (cfg, tokenizer) -> (train, held out)
 
 
+def check_outputs(cfg: TrainConfig) -> None:
+    """Before any work: the output may be written (absent, or --force), its directory and the work directory
+    (checkpoints, step log) are writable, and a --resume names a checkpoint this run can continue."""
+    check_output_dir(cfg.out, cfg.force)
+    check_writable_parent(cfg.out)
+    check_writable_parent(cfg.work_dir / "log.jsonl")
+    if cfg.resume is not None:  # a checkpoint to resume from, written under the same settings
+        checkpoint.check_same_config(checkpoint.resolve_resume(cfg.work_dir, cfg.resume), cfg.model_dump(mode="json"))
+
+
 def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor) -> Path:
     """Continued pretraining and SFT: the same run, differing only in how `examples_for` builds the sequences."""
-    check_output_dir(cfg.out, cfg.force)
+    check_outputs(cfg)
     model_dir = resolve_model(cfg.model)
     check_seq_len(model_dir, cfg.seq_len)
     tokenizer = load_tokenizer(model_dir)
@@ -126,9 +139,34 @@ def finish(
         files = {"dusk_train.json": summary}
         if result.log_path is not None and result.log_path.exists():
             files["dusk_train_log.jsonl"] = result.log_path.read_text()
-        save_trained(lm, peft_model, source_dir, cfg.out, cfg.force, files)
+        try:
+            save_trained(lm, peft_model, source_dir, cfg.out, cfg.force, files)
+        except OSError as exc:
+            kept = keep_trained(lm, peft_model, source_dir, files, cfg.work_dir)
+            raise OSError(exc.errno, f"cannot write {cfg.out} ({exc.strerror or exc}); {kept}") from exc
     barrier()
     return cfg.out
+
+
+def keep_trained(lm: torch.nn.Module, peft_model: Any, source_dir: Path, files: dict, work_dir: Path) -> str:
+    """After the output could not be written: save the trained model where it can be (the work directory, else a
+    new directory under the system temp dir); return a sentence saying where, or that it could not be kept."""
+    for place in _places_to_keep(work_dir):
+        try:
+            kept = save_trained(lm, peft_model, source_dir, place, True, files)
+        except OSError as exc:
+            log.warning("could not keep the trained model there: %s", exc)
+            continue
+        return f"the trained model is kept in {kept} (move it to where you want it)"
+    return "the trained model could not be written anywhere (see the warnings above)"
+
+
+def _places_to_keep(work_dir: Path) -> Iterator[Path]:
+    yield work_dir / KEPT_NAME
+    try:
+        yield Path(tempfile.mkdtemp(prefix="dusk-trained-")) / KEPT_NAME
+    except OSError as exc:
+        log.warning("could not create a directory under %s: %s", tempfile.gettempdir(), exc)
 
 
 def barrier() -> None:
