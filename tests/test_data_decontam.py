@@ -54,7 +54,7 @@ def test_planted_items_are_caught_and_clean_record_kept():
         {"instruction": "Solve this.", "input": GSM_Q, "output": "195", "id": "a"},
         {"instruction": shouted, "output": "B"},
         {"instruction": CLEAN, "output": "The sea is wide."},
-        {"instruction": "Short question? Short answer.", "output": "kept: the item is shorter than 13 words"},
+        {"instruction": "Short question? Short answer.", "output": "kept: the item has fewer than min_words words"},
     ]
     dropped = decide_local(records, index, DecontamConfig(dedup=False, near_dedup=False))
     assert set(dropped) == {0, 1}
@@ -62,6 +62,31 @@ def test_planted_items_are_caught_and_clean_record_kept():
     assert dropped[1].detail["task"] == "arc_challenge" and dropped[1].detail["benchmark_question"] == ARC_Q
     assert len(dropped[1].detail["ngram"].split()) == 13
     assert index.stats()["items_shorter_than_n"] == 1
+
+
+SHORT_Q = "Which organ of the human body secretes insulin?"  # 8 words: no 13-gram
+SHORT_A = "The pancreas."
+
+
+def test_short_item_matches_whole():
+    """An item shorter than n matches when its whole word sequence is in the text (GPT-3's variable-length rule)."""
+    index = NgramIndex.build([*_items(), Item("mmlu", "anatomy/7", SHORT_Q, SHORT_A)])
+    texts = [
+        "Quiz time!\nWHICH organ of the human body secretes insulin\n\nthe pancreas!!\nNext question.",
+        f"{SHORT_Q}\nThe liver.",  # the question with another answer: not the item
+        "organ of the human body secretes insulin? The pancreas.",  # part of the item
+        "Which organ of the human body secretes",  # the item split across two texts of one batch
+        "insulin? The pancreas.",
+        f"{CLEAN} Short question? Short answer.",  # a 4-word item: below min_words, never matched
+    ]
+    found = index.find(texts)
+    assert found[0] is not None, "a copied short item must match"
+    whole = "which organ of the human body secretes insulin the pancreas"
+    assert (found[0].task, found[0].doc_id, found[0].ngram, found[0].whole_item) == ("mmlu", "anatomy/7", whole, True)
+    assert found[1:] == [None] * 5
+    assert index.stats()["items_matched_whole"] == 1 and index.stats()["items_too_short"] == 1
+    assert NgramIndex.build([Item("mmlu", "anatomy/7", SHORT_Q, SHORT_A)], min_words=11).find(texts[:1]) == [None]
+    assert index.find([texts[0] + " " + ARC_Q])[0].doc_id == "17"  # a 13-gram wins over an earlier short item
 
 
 def test_ngram_spanning_question_and_answer_is_found():
@@ -138,6 +163,23 @@ def test_real_benchmarks_catch_planted_items_and_report(data_env, tmp_path):
     assert report["index"]["items"] == sum(len(benchmark_items_for([t])) for t in ("gsm8k", "arc_challenge")) + sum(
         len(benchmark_items_for([t])) for t in ("hellaswag", "mmlu", "truthfulqa", "winogrande")
     )
+
+
+def test_real_short_item_is_dropped(data_env, tmp_path):
+    """A real MMLU item of 8-12 words copied into a record is dropped by the engine (the harness would keep it)."""
+    items = benchmark_items_for(["mmlu"])
+    short = next(item for item in items if 10 <= len(normalize_words(item.text)) < 13)
+    records = [
+        {"instruction": "Answer the question.", "input": short.question, "output": short.answer},
+        {"instruction": "Answer the question.", "input": short.question, "output": "I do not know."},
+    ]
+    job = DecontaminateJob(str(write_jsonl(tmp_path / "t.jsonl", records)), tmp_path / "o.jsonl", rules=DecontamConfig(
+        tasks=("mmlu",), dedup=False, near_dedup=False))  # fmt: skip
+    out, report = run(job)
+    assert read_jsonl(out) == records[1:]
+    (example,) = report["datasets"]["t"]["examples"]
+    assert (example["doc_id"], example["whole_item"]) == (short.doc_id, True)
+    assert report["index"]["items_matched_whole"] > 0
 
 
 def test_bad_inputs(tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ def _records() -> list[dict]:
             records.append({"id": f"{i}-near", "text": " ".join(words[:-1] + ["changed"])})  # near duplicate
     records.append({"id": "planted", "text": "some words then " + " ".join(f"b{i}" for i in range(20))})
     records.append({"id": "flan", "_task_name": "cot_gsm8k", "text": "anything at all"})
+    records.append({"id": "short", "text": "w1 w2 " + " ".join(f"s{i}" for i in range(9)) + " w3"})  # a whole item
     return records
 
 
@@ -41,12 +42,14 @@ def test_spark_matches_local_on_synthetic_records(spark):
     from dusk.data.spark import decide_spark
 
     records = _records()
-    index = NgramIndex.build([Item("gsm8k", "9", " ".join(f"b{i}" for i in range(25)))])
+    short = Item("mmlu", "x/1", " ".join(f"s{i}" for i in range(6)), " ".join(f"s{i}" for i in range(6, 9)))
+    index = NgramIndex.build([Item("gsm8k", "9", " ".join(f"b{i}" for i in range(25))), short])
     cfg = DecontamConfig()
     local = decide_local(records, index, cfg)
     remote = decide_spark(records, index, cfg)
     assert remote == local
     assert {v.rule for v in local.values()} == {"ngram", "task_name", "exact_dup", "near_dup"}
+    assert [v.detail["doc_id"] for v in local.values() if v.detail.get("whole_item")] == ["x/1"]
 
 
 def test_spark_output_identical_on_real_data(spark, tmp_path, monkeypatch):
