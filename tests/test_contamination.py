@@ -242,7 +242,7 @@ def test_cli_runs_on_the_data_directory(tiny_llama: Path, tmp_path: Path, monkey
     assert "sampled by the model" in capsys.readouterr().out
     document = json.loads((tmp_path / "by-model" / "results.json").read_text())
     assert document["settings"]["sampler"] == "model" and "tested model's sampled" in document["reading"]
-    with pytest.raises(DuskError, match="--samples: Input should be greater than or equal to 1"):
+    with pytest.raises(DuskError, match="--samples 0: Input should be greater than or equal to 1"):
         _cli([*argv, "--samples", "0"])
     with pytest.raises(DuskError, match="unknown task 'arc'"):
         _cli(["contamination", str(tiny_llama), "--reference", str(tiny_llama), "--tasks", "arc", "--out", str(out)])

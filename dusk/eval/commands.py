@@ -5,7 +5,10 @@ DUSK_DATA_DIR=../shared/data dusk eval smollm2-135m --tasks h6 --subset tiny
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+from dusk.eval.output import out_dir_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,14 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="requests per forward batch (default 8)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="GSM8K generation budget (default 256)")
-    parser.add_argument("--out", type=Path, help="output directory (default runs/eval/<model name>)")
+    parser.add_argument("--out", type=out_dir_arg, help="output directory (default runs/eval/<model name>)")
     parser.set_defaults(handler=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
     from dusk.eval.harness import EvalConfig, run
 
-    out = args.out or Path("runs") / "eval" / Path(str(args.model)).name.removesuffix(".gguf")
+    out = args.out or Path("runs") / "eval" / Path(os.path.abspath(args.model)).name.removesuffix(".gguf")
     cfg = EvalConfig(
         model=args.model,
         tasks=tuple(name.strip() for name in args.tasks.split(",") if name.strip()),

@@ -25,6 +25,7 @@ from dusk.eval.contamination_config import ContaminationConfig
 from dusk.eval.contamination_items import Item, expand_task_names, select_items, split_prefix, task_items
 from dusk.eval.contamination_lm import sample_continuations, score_rows
 from dusk.eval.min_k_prob import min_k_profile
+from dusk.eval.output import check_out_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,11 @@ def banned_token_ids(tokenizer, vocab_size: int) -> list[int]:
 
 def load_pair(cfg: ContaminationConfig) -> ModelPair:
     """Resolve and load both models (once if they are the same directory) and check their tokenizers agree."""
-    from dusk.models.io import load_model, load_tokenizer, resolve_model
+    from dusk.models.io import load_model, load_tokenizer, read_config, resolve_model
 
     model_dir, reference_dir = resolve_model(cfg.model), resolve_model(cfg.reference)
+    for directory in (model_dir, reference_dir):
+        read_config(directory)  # an unreadable config.json is named here, not deep inside transformers
     tokenizer, reference_tok = load_tokenizer(model_dir), load_tokenizer(reference_dir)
     check_same_tokenizer(tokenizer, reference_tok, model_dir, reference_dir)
     model = load_model(model_dir, dtype=cfg.dtype)
@@ -190,10 +193,10 @@ def run(cfg: ContaminationConfig, items_by_task: dict[str, list[Item]] | None = 
 
     if cfg.dtype not in ("float32", "bfloat16"):
         raise DuskError(f"dtype {cfg.dtype!r}: expected float32 or bfloat16")
-    tasks = list(items_by_task) if items_by_task is not None else expand_task_names(list(cfg.tasks))
+    check_out_dir(cfg.out)
+    data_files = items_by_task is None
+    if items_by_task is None:  # the data is read before the models load: a missing file fails first
+        items_by_task = {task: task_items(task) for task in expand_task_names(list(cfg.tasks))}
     pair = load_pair(cfg)
-    results = []
-    for task in tasks:
-        items = items_by_task[task] if items_by_task is not None else task_items(task)
-        results.append(run_task(pair, task, items, cfg))
-    return write_outputs(cfg, pair, results, data_files=items_by_task is None)
+    results = [run_task(pair, task, items, cfg) for task, items in items_by_task.items()]
+    return write_outputs(cfg, pair, results, data_files=data_files)

@@ -4,12 +4,14 @@ DUSK_DATA_DIR=../shared/data dusk contamination runs/my-finetune --reference smo
 """
 
 import argparse
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from dusk.errors import DuskError
 from dusk.eval.contamination_config import DEFAULT_SAMPLES, ContaminationConfig
+from dusk.eval.output import out_dir_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--samples", type=int, default=DEFAULT_SAMPLES, help=f"continuations per item (default {DEFAULT_SAMPLES})"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the item draw and the sampling (default 0)")
-    parser.add_argument("--out", type=Path, help="output directory (default runs/contamination-<model name>)")
+    parser.add_argument("--out", type=out_dir_arg, help="output directory (default runs/contamination-<model name>)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="model dtype")
     parser.add_argument("--top-k", type=int, default=50, help="sample from the top-k tokens (0 = all)")
     parser.add_argument(
@@ -41,10 +43,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_contamination)
 
 
+def flag_problems(exc: ValidationError) -> str:
+    """The config's validation errors in the flags' terms: `--top-k -1: Input should be greater than or equal to 0`."""
+    problems = []
+    for error in exc.errors():
+        flag = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-")
+        value = error["input"]
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        problems.append(f"{flag} {shown!r}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
 def _contamination(args: argparse.Namespace) -> int:
     from dusk.eval.contamination import run  # torch: imported only when the test runs
 
-    out = args.out or Path("runs") / f"contamination-{Path(args.model).name}"
+    out = args.out or Path("runs") / f"contamination-{Path(os.path.abspath(args.model)).name}"
     try:
         cfg = ContaminationConfig(
             model=args.model,
@@ -59,8 +72,7 @@ def _contamination(args: argparse.Namespace) -> int:
             sampler=args.sampler,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DuskError(f"contamination: {problems}") from exc
+        raise DuskError(f"contamination: {flag_problems(exc)}") from exc
     results = run(cfg)
     print((results.parent / "table.md").read_text(encoding="utf-8"))
     print(f"wrote {results.parent} (results.json, table.md, samples_<task>.jsonl)")

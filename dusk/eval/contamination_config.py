@@ -7,7 +7,7 @@ read their defaults without importing torch.
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_SAMPLES = 10  # 6 tasks x 20 items in about 12 minutes on a 2-core CPU (SmolLM2); the public tool uses 100
 
@@ -35,3 +35,10 @@ class ContaminationConfig(BaseModel):
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the sampler")
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
     dtype: str = Field("float32", description="dtype both models run in (float32, bfloat16)")
+
+    @field_validator("tasks")
+    @classmethod
+    def _some_tasks(cls, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        if not tasks:
+            raise ValueError("no tasks given; name tasks or h6 (arc_challenge, gsm8k, ...)")
+        return tasks

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dusk import __version__
-from dusk.atomic import atomic_output_file
 from dusk.eval.contamination_items import DATASETS
+from dusk.eval.output import RESULTS, samples_name, write_run_files
 from dusk.hashing import sha256_dir, sha256_file
 
 TITLES = {
@@ -130,21 +130,17 @@ def data_hashes(tasks: list[str]) -> dict[str, str]:
     return {str(path): sha256_file(path) for path in sorted(set(files))}
 
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_output_file(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+def samples_text(scores: list) -> str:
+    """One JSON line per tested item."""
+    return "".join(json.dumps(asdict(score), ensure_ascii=False) + "\n" for score in scores)
 
 
 def write_outputs(cfg, pair, results: list, data_files: bool) -> Path:
-    """Write results.json, table.md and one samples_<task>.jsonl per task into cfg.out; return results.json."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write results.json, table.md and one samples_<task>.jsonl per task into cfg.out (dropping an earlier run's
+    samples files of other tasks); return results.json."""
     summaries = [summarize(result) for result in results]
-    for result in results:
-        lines = "".join(json.dumps(asdict(score), ensure_ascii=False) + "\n" for score in result.scores)
-        _write_text(out / f"samples_{result.task}.jsonl", lines)
-    table = format_table(cfg.model, summaries, cfg.threshold, cfg.samples, cfg.reference, cfg.sampler)
-    _write_text(out / "table.md", table)
+    files = {samples_name(result.task): samples_text(result.scores) for result in results}
+    files["table.md"] = format_table(cfg.model, summaries, cfg.threshold, cfg.samples, cfg.reference, cfg.sampler)
     model_hash = sha256_dir(pair.model_dir)
     same = pair.model_dir.resolve() == pair.reference_dir.resolve()
     settings = {
@@ -161,5 +157,5 @@ def write_outputs(cfg, pair, results: list, data_files: bool) -> Path:
         "reading": reading(cfg.threshold, cfg.sampler),
         "settings": settings,
     }
-    _write_text(out / "results.json", json.dumps(document, indent=2) + "\n")
-    return out / "results.json"
+    files[RESULTS] = json.dumps(document, indent=2) + "\n"
+    return write_run_files(Path(cfg.out), files, "contamination")

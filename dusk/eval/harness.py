@@ -131,8 +131,13 @@ def score_item(task: Task, mode: Mode, item: Item) -> None:
     item.extra["prediction_norm"] = metrics.argmax(normed)
 
 
+def reported_metrics(run: TaskRun) -> list[str]:
+    """The task's metrics that its items were scored on in this mode (leaderboard GSM8K has no flexible match)."""
+    return [name for name in run.task.metrics if all(name in item.scores for item in run.items)]
+
+
 def aggregate_task(run: TaskRun) -> None:
-    for name in run.task.metrics:
+    for name in reported_metrics(run):
         values = [item.scores[name] for item in run.items]
         run.values[name] = metrics.mean(values)
         run.stderrs[name] = metrics.mean_stderr(values)
@@ -151,19 +156,32 @@ def run_engine(engine, runs: Sequence[TaskRun]) -> None:
         item.results = [next(source) for _ in item.requests]
 
 
-def evaluate(
-    engine, task_names: Sequence[str], mode: Mode, selection: Selection, max_new_tokens: int = 256
+def prepare_runs(
+    task_names: Sequence[str], mode: Mode, selection: Selection, max_new_tokens: int = 256
 ) -> list[TaskRun]:
-    """Prepare, score and aggregate each task (names already expanded from groups); tasks with no items are left out."""
+    """Read every task's data and build its requests (names already expanded); tasks with no items are left out."""
     runs = [TaskRun(task, prepare_task(task, mode, selection, max_new_tokens)) for task in map(get_task, task_names)]
     runs = [run for run in runs if run.items]
     if not runs:
         raise DuskError("no items to evaluate: the subset or limit selected nothing from these tasks")
+    return runs
+
+
+def score_runs(engine, runs: Sequence[TaskRun], mode: Mode) -> None:
+    """Send the prepared requests to the engine, then score every item and aggregate every task."""
     run_engine(engine, runs)
     for run in runs:
         for item in run.items:
             score_item(run.task, mode, item)
         aggregate_task(run)
+
+
+def evaluate(
+    engine, task_names: Sequence[str], mode: Mode, selection: Selection, max_new_tokens: int = 256
+) -> list[TaskRun]:
+    """Prepare, score and aggregate each task (names already expanded from groups); tasks with no items are left out."""
+    runs = prepare_runs(task_names, mode, selection, max_new_tokens)
+    score_runs(engine, runs, mode)
     return runs
 
 
@@ -234,11 +252,16 @@ class EvalConfig:
             raise DuskError(f"--limit must be a positive number of items per task, got {self.limit}")
         if self.limit is not None and self.subset is not None:
             raise DuskError("give --limit or --subset, not both")
-        if self.batch_size <= 0 or self.max_new_tokens <= 0:
-            raise DuskError("--batch-size and the generation budget must be positive")
+        if self.batch_size <= 0:
+            raise DuskError(f"--batch-size must be a positive number of requests per batch, got {self.batch_size}")
+        if self.max_new_tokens <= 0:
+            raise DuskError(f"--max-new-tokens must be a positive number of tokens, got {self.max_new_tokens}")
         if not self.tasks:
             raise DuskError("--tasks is empty; name tasks or groups (h6, mmlu, ...)")
-        expand_tasks(list(self.tasks))  # unknown names fail here, before the model loads
+        names = expand_tasks(list(self.tasks))  # unknown names fail here, before the model loads
+        if self.subset is not None:
+            for name in names:
+                subset_ids(self.subset, name)  # an unknown subset or a task it does not cover fails here too
 
 
 def load_engine(model_dir: Path, dtype: str, batch_size: int):
@@ -252,17 +275,19 @@ def load_engine(model_dir: Path, dtype: str, batch_size: int):
 
 def run(cfg: EvalConfig) -> Path:
     """Evaluate, aggregate and write results.json + samples; return the results.json path."""
+    from dusk.eval.output import check_out_dir
     from dusk.eval.results import write_results
     from dusk.hashing import sha256_dir
-    from dusk.models.io import load_tokenizer, resolve_model
+    from dusk.models.io import load_tokenizer, read_config, resolve_model
 
+    check_out_dir(cfg.out)
     model_dir = resolve_model(cfg.model)
+    read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
     load_tokenizer(model_dir)  # a model without a tokenizer fails before anything heavy
-    selection = Selection(cfg.limit, cfg.subset)
-    names = expand_tasks(list(cfg.tasks))
     started = time.perf_counter()
-    engine = load_engine(model_dir, cfg.dtype, cfg.batch_size)
-    runs = evaluate(engine, names, cfg.mode, selection, cfg.max_new_tokens)
+    runs = prepare_runs(expand_tasks(list(cfg.tasks)), cfg.mode, Selection(cfg.limit, cfg.subset), cfg.max_new_tokens)
+    engine = load_engine(model_dir, cfg.dtype, cfg.batch_size)  # after the data: a missing file fails first
+    score_runs(engine, runs, cfg.mode)
     aggregates = [a for a in [mmlu_aggregate(runs, cfg.mode)] if a]
     h6 = h6_aggregate(runs, aggregates[0] if aggregates else None)
     aggregates += [h6] if h6 else []

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 from dusk import __version__
-from dusk.atomic import atomic_output_file
 from dusk.eval.benchmark_docs import source_file
 from dusk.eval.fewshot import HARNESS_FEWSHOT_SEED, LEADERBOARD_SEED
 from dusk.eval.harness import Aggregate, Item, TaskRun
+from dusk.eval.output import RESULTS, samples_name, write_run_files
 from dusk.eval.requests import GenerationRequest
 from dusk.hashing import sha256_file
 
@@ -37,7 +37,7 @@ def results_document(runs: list[TaskRun], aggregates: list[Aggregate], settings:
     tasks = {}
     for run in runs:
         tasks[run.task.name] = {
-            "metrics": {name: {"value": run.values[name], "stderr": run.stderrs[name]} for name in run.task.metrics},
+            "metrics": {name: {"value": value, "stderr": run.stderrs[name]} for name, value in run.values.items()},
             "headline": run.task.headline,
             "n": len(run.items),
             "num_fewshot": run.task.num_fewshot,
@@ -64,13 +64,15 @@ def sample_line(item: Item) -> dict:
 
 
 def write_results(out: Path, runs: list[TaskRun], aggregates: list[Aggregate], settings: dict) -> Path:
-    """Write results.json and one samples file per task into `out`; return the results.json path."""
-    out.mkdir(parents=True, exist_ok=True)
-    for run in runs:
-        with atomic_output_file(out / f"samples_{run.task.name}.jsonl") as tmp:
-            tmp.write_text("".join(json.dumps(sample_line(item), ensure_ascii=False) + "\n" for item in run.items))
+    """Write results.json and one samples file per task into `out` (dropping an earlier run's samples files of
+    other tasks); return the results.json path."""
+    files = {
+        samples_name(run.task.name): "".join(
+            json.dumps(sample_line(item), ensure_ascii=False) + "\n" for item in run.items
+        )
+        for run in runs
+    }
     document = results_document(runs, aggregates, {**settings, "seeds": seeds(settings["mode"])})
     document["settings"]["data_files"] = data_hashes(runs)
-    with atomic_output_file(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
-    return out / "results.json"
+    files[RESULTS] = json.dumps(document, indent=2) + "\n"
+    return write_run_files(out, files, "eval")
