@@ -1,10 +1,14 @@
 """The loop's discipline: kill-and-resume gives the same curve, NaN stops with a kept checkpoint, config checks."""
 
+import json
+import math
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from dusk.cli import main
 from dusk.errors import DuskError
 from dusk.train import loop, pretrain, sft
 from dusk.train.checkpoint import list_checkpoints
@@ -51,6 +55,63 @@ def test_kill_and_resume_gives_the_same_loss_curve(
     resumed = [line["loss"] for line in log_lines(broken.work_dir / "log.jsonl")]
     assert len(resumed) == 6 and resumed == pytest.approx(expected, rel=1e-5)
     assert (broken.out / "config.json").is_file()
+    # the training record counts the whole run, not only the steps after the resume
+    whole_record, resumed_record = _record(whole.out), _record(broken.out)
+    assert resumed_record["tokens"] == whole_record["tokens"] == log_lines(whole.work_dir / "log.jsonl")[-1]["tokens"]
+    assert resumed_record["train_loss"] == pytest.approx(whole_record["train_loss"], rel=1e-5)
+
+
+def _record(out: Path) -> dict:
+    return json.loads((out / "dusk_train.json").read_text())
+
+
+def test_resume_from_the_final_checkpoint_records_the_runs_loss_and_tokens(
+    tiny_llama: Path,
+    alpaca_pairs: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # e.g. the output could not be written at the end: resuming from the last checkpoint takes no step
+    cfg = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "a", max_steps=2, save_every=2)
+    sft.run(cfg)
+    first = _record(cfg.out)
+    shutil.rmtree(cfg.out)
+    sft.run(cfg.model_copy(update={"resume": "latest"}))
+    again = _record(cfg.out)
+    assert again["train_loss"] == first["train_loss"] and math.isfinite(again["train_loss"])
+    assert again["tokens"] == first["tokens"] > 0 and again["steps"] == 2
+    assert again["seconds"] == first["seconds"]
+
+
+def test_the_nan_stop_advice_works(
+    tiny_llama: Path,
+    alpaca_pairs: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopped on a non-finite step, a run resumed as the message says (--resume, a lower --lr) finishes."""
+    out = tmp_path / "sft"
+    argv = ["sft", "--model", str(tiny_llama), "--data", str(alpaca_pairs), "--out", str(out), "--max-steps", "4"]
+    argv += ["--seq-len", "64", "--batch-size", "2", "--eval-size", "0", "--save-every", "2", "--no-progress"]
+    real_clip = loop._clip
+
+    def diverging(run, max_norm: float) -> float:  # from step 3 on, a too-high lr makes the gradient infinite
+        norm = real_clip(run, max_norm)
+        return math.inf if run.step >= 2 and run.cfg.lr > 1e-3 else norm
+
+    monkeypatch.setattr(loop, "_clip", diverging)
+    assert main([*argv, "--lr", "3e-3"]) == 2
+    error = capsys.readouterr().err
+    assert "stopped at step 3" in error and "step-00000002" in error
+    assert "--resume" in error and "lower --lr" in error
+    assert main([*argv, "--lr", "1e-4", "--resume"]) == 0
+    assert "changed lr: checkpoint 0.003, now 0.0001" in caplog.text  # the resume says what changed
+    lines = log_lines(out.with_name("sft.run") / "log.jsonl")
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    lowered = SFTConfig(model="m", data="d", out=out, max_steps=4, lr=1e-4)
+    assert [line["lr"] for line in lines[2:]] == pytest.approx([loop.lr_at(2, lowered), loop.lr_at(3, lowered)])
+    assert _record(out)["config"]["lr"] == 1e-4 and _record(out)["steps"] == 4
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(

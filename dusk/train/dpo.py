@@ -27,7 +27,7 @@ from dusk.train.config import DPOConfig
 from dusk.train.data_source import load_records
 from dusk.train.loop import DataOrder, Example, Task, train
 from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
-from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training
+from dusk.train.model import TargetLogProbs, check_lora_targets, check_seq_len, load_for_training
 from dusk.train.stage import (
     barrier,
     check_outputs,
@@ -241,6 +241,7 @@ def run(cfg: DPOConfig) -> Path:
     model_dir = resolve_model(cfg.model)
     ref_dir = resolve_model(cfg.ref_model) if cfg.ref_model else model_dir
     check_seq_len(model_dir, cfg.seq_len)
+    check_lora_targets(model_dir, cfg)
     tokenizer = load_tokenizer(model_dir)
     train_ex, eval_ex = examples_for(cfg, tokenizer)
     return train_pairs(cfg, model_dir, ref_dir, train_ex, eval_ex, tokenizer)

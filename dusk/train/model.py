@@ -78,18 +78,34 @@ def linear_module_names(lm: nn.Module) -> list[str]:
     return sorted(names - head_names)
 
 
-def add_lora(lm: nn.Module, cfg: TrainConfig) -> nn.Module:
-    """Inject LoRA adapters (peft) in place; returns the PeftModel (used for saving the adapter and merging)."""
-    from peft import LoraConfig, get_peft_model
-
-    available = linear_module_names(lm)
-    targets = cfg.lora_targets or available
+def _check_targets(targets: list[str], available: list[str]) -> None:
     unknown = [name for name in targets if name not in available]
     if unknown:
         raise DuskError(
             f"--lora-targets: no module named {', '.join(unknown)} in this model; "
             f"its Linear modules are: {', '.join(available)}"
         )
+
+
+def check_lora_targets(model_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse unknown --lora-targets before any work: the module names come from the model's architecture
+    built on the meta device (no weights are read)."""
+    if not (cfg.lora and cfg.lora_targets):
+        return
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+    _check_targets(cfg.lora_targets, linear_module_names(skeleton))
+
+
+def add_lora(lm: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """Inject LoRA adapters (peft) in place; returns the PeftModel (used for saving the adapter and merging)."""
+    from peft import LoraConfig, get_peft_model
+
+    available = linear_module_names(lm)
+    targets = cfg.lora_targets or available
+    _check_targets(targets, available)
     lora = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,

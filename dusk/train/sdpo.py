@@ -19,7 +19,7 @@ from dusk.train.checkpoint import list_checkpoints
 from dusk.train.config import DPOConfig
 from dusk.train.dpo import examples_for, ref_cache_root, reference_logps, train_pairs
 from dusk.train.loop import Example
-from dusk.train.model import check_seq_len
+from dusk.train.model import check_lora_targets, check_seq_len
 from dusk.train.stage import copy_model_dir, is_main_process, pad_id_of
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def run(cfg: DPOConfig) -> Path:
     check_writable_parent(ref_cache_root(cfg) / "entry")
     model_dir = resolve_model(cfg.model)
     check_seq_len(model_dir, cfg.seq_len)
+    check_lora_targets(model_dir, cfg)
     tokenizer = load_tokenizer(model_dir)
     train_ex, eval_ex = examples_for(cfg, tokenizer)
     split_chunks(train_ex, cfg.steps)  # refuse too few pairs before any reference is computed

@@ -22,7 +22,7 @@ from dusk.train.config import TrainConfig
 from dusk.train.data_source import Kind, load_records
 from dusk.train.loop import Example, Task, TrainResult, train
 from dusk.train.losses import causal_lm_loss_sum
-from dusk.train.model import TargetLogProbs, check_seq_len, load_for_training, save_trained
+from dusk.train.model import TargetLogProbs, check_lora_targets, check_seq_len, load_for_training, save_trained
 
 log = logging.getLogger(__name__)
 KEPT_NAME = "trained-model"  # where a model whose output could not be written is kept, in the work directory
@@ -109,6 +109,7 @@ def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor
     check_outputs(cfg)
     model_dir = resolve_model(cfg.model)
     check_seq_len(model_dir, cfg.seq_len)
+    check_lora_targets(model_dir, cfg)
     tokenizer = load_tokenizer(model_dir)
     train_ex, eval_ex = examples_for(cfg, tokenizer)
     log.info(
