@@ -21,10 +21,10 @@ from dusk.errors import DuskError
 
 def check_output_dir(out: Path, force: bool) -> None:
     """Refuse an existing output directory unless `force` is set (it is then replaced at the end)."""
-    if out.exists() and not force:
-        raise DuskError(f"output directory {out} already exists; pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise DuskError(f"output path {out} exists and is not a directory")
+    if out.exists() and not force:
+        raise DuskError(f"output directory {out} already exists; pass --force to replace it")
 
 
 def check_writable_parent(out: Path) -> None:

@@ -43,15 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     file that vanished: one line), 130 Ctrl-C, 141 a closed output pipe (`dusk results | head`)."""
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-        )
-        return args.handler(args) or 0
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+        code = args.handler(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
+        return code
     except DuskError as exc:
         print(f"dusk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dusk: interrupted", file=sys.stderr)
+        print("\ndusk: interrupted", file=sys.stderr)  # on a line of its own, after any progress bar
         return 130
     except BrokenPipeError:
         _silence_stdout()

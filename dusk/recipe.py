@@ -15,6 +15,7 @@ Values apply in this order: `defaults: {KIND: {...}}` < the stage's own fields <
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ WIRING_KEYS = ("kind", "from", "inputs", "for_each")
 REPORT_KEYS = ("title", "tables")
 TABLE_KEYS = ("name", "caption", "rows", "eval")
 ROW_KEYS = ("stage", "label", "type")
+# A stage name becomes a folder name (artifacts/NAME, work/NAME, logs/NAME.log); a recipe name the default run
+# directory runs/NAME. Both must be one plain path component.
+STAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,11 @@ class Recipe:
 # reading ----------------------------------------------------------------------------------------------------------
 def read_yaml(path: Path) -> tuple[dict, str]:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DuskError(f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a UTF-8 YAML file") from exc
     except OSError as exc:
-        raise DuskError(f"{path}: cannot read recipe ({exc})") from exc
+        raise DuskError(f"{path}: cannot read recipe ({exc.strerror or exc})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -220,9 +227,24 @@ def _resolve_refs(name: str, values: dict, all_names: set[str]) -> dict[str, tup
     return refs
 
 
+def _check_ref_kinds(name: str, kind_name: str, refs: dict[str, tuple[str, ...]], kinds: dict[str, str]) -> None:
+    """A model field takes a stage that writes a model; a data field one that writes data."""
+    kind = get_kind(kind_name)
+    for field_name, sources in refs.items():
+        wanted = "model" if field_name in kind.inputs else "data"
+        for source in sources:
+            made = get_kind(kinds[source]).artifact
+            if made != wanted:
+                raise DuskError(
+                    f"stage {name}: field {field_name}: stage {source!r} ({kinds[source]}) writes {made}, but "
+                    f"{field_name} takes a stage that writes a {wanted}"
+                )
+
+
 def _check_external(name: str, values: dict, refs: dict, kind_name: str) -> None:
-    """Input-field values that name no stage must be a built-in model or an existing path."""
+    """Input-field values that name no stage must be a built-in model or a model path; data a dataset or a file."""
     from dusk.models.builtin import BUILTIN_MODELS
+    from dusk.models.io import check_model_path
 
     kind = get_kind(kind_name)
     for input_field in kind.inputs:
@@ -234,10 +256,31 @@ def _check_external(name: str, values: dict, refs: dict, kind_name: str) -> None
                     f"stage {name}: field {input_field}: {value!r} is neither a stage of this recipe nor a built-in "
                     f"model ({', '.join(BUILTIN_MODELS)}) nor an existing path"
                 )
+            if value not in BUILTIN_MODELS:
+                try:
+                    check_model_path(Path(value).expanduser())
+                except DuskError as exc:
+                    raise DuskError(f"stage {name}: field {input_field}: {exc}") from exc
     for input_field in kind.data_inputs:
         value = values.get(input_field)
         if isinstance(value, str) and value not in refs.get(input_field, ()) and not Path(value).expanduser().exists():
             _check_dataset(name, input_field, value)
+
+
+def _check_drop(name: str, values: dict, refs: dict) -> None:
+    """SOLAR's `drop` against the model's layer count, when the model is not another stage's output."""
+    from dusk.models.io import known_layer_count
+    from dusk.models.upscale import check_drop
+
+    model, drop = values.get("model"), values.get("drop")
+    if not isinstance(model, str) or not isinstance(drop, int) or "model" in refs:
+        return
+    layers = known_layer_count(model)
+    if layers is not None:
+        try:
+            check_drop(layers, drop)
+        except DuskError as exc:
+            raise DuskError(f"stage {name}: field drop: {exc} ({model})") from exc
 
 
 def _check_dataset(stage: str, field_name: str, value: str) -> None:
@@ -284,8 +327,7 @@ def build_stages(data: dict, budget_name: str | None, overrides: list[Override])
     budget = _mapping(budgets.get(budget_name), f"budgets.{budget_name}") if budget_name else {}
     expanded: dict[str, tuple[dict, str | None]] = {}
     for name, raw in raw_stages.items():
-        if "." in str(name) or "/" in str(name):
-            raise DuskError(f"stage {name}: stage names may not contain '.' or '/'")
+        check_stage_name(name)
         values = _layered(name, dict(_mapping(raw, f"stage {name}")), data, budget)
         for override in overrides:
             if override.stage == name:
@@ -300,6 +342,25 @@ def build_stages(data: dict, budget_name: str | None, overrides: list[Override])
     return _validated(expanded)
 
 
+def check_stage_name(name: Any) -> None:
+    """A stage name is a plain identifier (it names folders under the run directory)."""
+    if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
+        raise DuskError(
+            f"stage name {name!r}: expected a plain identifier (letters, digits, '_' and '-', starting with a letter "
+            "or '_'; quote it if YAML reads it as a number)"
+        )
+
+
+def check_recipe_name(name: Any, where: str) -> str:
+    """The recipe's `name:` is one plain path component: it becomes the default run directory runs/NAME."""
+    if not isinstance(name, str) or not RECIPE_NAME.fullmatch(name):
+        raise DuskError(
+            f"{where}: name {name!r}: expected a plain name (letters, digits, '_', '-' and '.', starting with a letter "
+            "or digit; no '/'), since it becomes the run directory runs/NAME"
+        )
+    return name
+
+
 def _check_override_targets(overrides: list[Override], raw_stages: dict, expanded: dict) -> None:
     for override in overrides:
         if override.stage not in raw_stages and override.stage not in expanded:
@@ -309,6 +370,7 @@ def _check_override_targets(overrides: list[Override], raw_stages: dict, expande
 
 def _validated(expanded: dict[str, tuple[dict, str | None]]) -> dict[str, Stage]:
     names = set(expanded)
+    kinds = {name: values.get("kind") for name, (values, _) in expanded.items()}
     stages: dict[str, Stage] = {}
     errors: list[str] = []
     for name, (values, template) in expanded.items():
@@ -316,10 +378,13 @@ def _validated(expanded: dict[str, tuple[dict, str | None]]) -> dict[str, Stage]
             values = dict(values)
             refs = _resolve_refs(name, values, names)
             kind = values.pop("kind")
+            _check_ref_kinds(name, kind, refs, kinds)
             _check_external(name, values, refs, kind)
             from dusk.stages import dump_fields
 
             settings = dump_fields(validate(get_kind(kind), values, f"stage {name}"))
+            if kind == "upscale":
+                _check_drop(name, values, refs)
             stages[name] = Stage(name, kind, values, refs, settings, template)
         except DuskError as exc:
             errors.append(str(exc))
@@ -363,6 +428,11 @@ def build_report(data: dict, stages: dict[str, Stage]) -> tuple[str, tuple[Repor
     return str(report.get("title", data.get("name", "dusk report"))), tuple(tables)
 
 
+def _stem_name(path: Path) -> str:
+    """A recipe without `name:` is named after its file, cleaned to a plain name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-") or "recipe"
+
+
 def load_recipe(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read, expand and validate a recipe with command-line overrides; every error is raised here."""
     path = Path(path)
@@ -374,5 +444,5 @@ def load_recipe(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -
         title, tables = build_report(data, stages)
     except DuskError as exc:
         raise DuskError(f"{path}: {exc}") from exc
-    name = str(data.get("name") or path.stem)
+    name = check_recipe_name(data["name"], str(path)) if data.get("name") is not None else _stem_name(path)
     return Recipe(name, str(data.get("description", "")), path, text, tuple(overrides), stages, title, tables)

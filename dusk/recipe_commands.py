@@ -92,7 +92,7 @@ def format_runs(store) -> str:
         stages = store.stages(row["id"])
         ran = sum(s["state"] in ("ran", "resumed") for s in stages)
         cached = sum(s["state"] == "cached" for s in stages)
-        lines.append(f"{row['id']:>3}  {row['recipe']:<16} {row['status']:<11} {row['started']:<25} "
+        lines.append(f"{row['id']:>3}  {row['recipe']:<16} {run_status(store, row):<11} {row['started']:<25} "
                      f"{len(stages)} ({ran} ran, {cached} cached)")  # fmt: skip
     return "\n".join(lines)
 
@@ -114,7 +114,16 @@ def run_results(store, run_id: int | None) -> dict:
             "scores": [vars(score) for score in store.scores(key)] if key else [],
             "error": row["error"],
         })  # fmt: skip
-    return {"run": run["id"], "recipe": run["recipe"], "status": run["status"], "stages": stages}
+    return {"run": run["id"], "recipe": run["recipe"], "status": run_status(store, run), "stages": stages}
+
+
+def run_status(store, run) -> str:
+    """A run's recorded status, except that a `running` run whose run directory nobody holds was killed."""
+    from dusk.run_lock import run_dir_in_use
+
+    if run["status"] == "running" and not run_dir_in_use(store.path.parent):
+        return "killed"
+    return run["status"]
 
 
 def format_run(data: dict) -> str:

@@ -14,6 +14,7 @@ the data files it reads and dusk's version. The run directory holds everything a
 import json
 import logging
 import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from dusk import __version__
 from dusk.errors import DuskError
 from dusk.hashing import sha256_dir, sha256_file
 from dusk.recipe import Recipe, Stage
+from dusk.run_lock import hold_run_dir
 from dusk.stages import StagePaths, get_kind, validate
 from dusk.store import Artifact, Store, open_store
 
@@ -75,16 +77,23 @@ def _external_hash(value: str, memo: HashMemo) -> str:
 
 
 # planning ---------------------------------------------------------------------------------------------------------
+def _inside(root: Path, stage: str) -> Path:
+    """root/stage, refused unless it lies strictly inside root (a stage owns only its own folder)."""
+    path = (root / stage).resolve()
+    if not stage or path == root or not path.is_relative_to(root):
+        raise DuskError(f"stage {stage!r}: its path {path} would not lie inside {root}")
+    return path
+
+
 def artifact_path(run_dir: Path, stage: str) -> Path:
-    """Where a stage's output goes: always inside the run directory."""
-    out = (run_dir / "artifacts" / stage).resolve()
-    if not out.is_relative_to(run_dir.resolve() / "artifacts"):
-        raise DuskError(f"stage {stage}: output path {out} would leave the run directory {run_dir}")
-    return out
+    """Where a stage's output goes: always strictly inside RUN_DIR/artifacts."""
+    return _inside(run_dir.resolve() / "artifacts", stage)
 
 
 def stage_paths(run_dir: Path, stage: str) -> StagePaths:
-    return StagePaths(artifact_path(run_dir, stage), run_dir.resolve() / "work" / stage, run_dir.resolve() / "cache")
+    return StagePaths(
+        artifact_path(run_dir, stage), _inside(run_dir.resolve() / "work", stage), run_dir.resolve() / "cache"
+    )
 
 
 def cache_key(stage: Stage, inputs: dict[str, str], data_hashes: dict[str, str], memo: HashMemo) -> str:
@@ -119,12 +128,12 @@ def _resumable(store: Store, stage: Stage, key: str, paths: StagePaths) -> bool:
     if check is None or not check(paths.work):
         return False
     last = store.last_attempt(stage.name)
-    return last is not None and last["cache_key"] == key and last["state"] in ("running", "failed")
+    return last is not None and last["cache_key"] == key and last["state"] in ("running", "killed", "failed")
 
 
-def plan(recipe: Recipe, run_dir: Path, store: Store) -> list[PlanItem]:
+def plan(recipe: Recipe, run_dir: Path, store: Store, memo_dir: Path | None = None) -> list[PlanItem]:
     """Each stage's cache key (when its inputs are known) and state: cached, resumable or to run."""
-    memo = HashMemo(run_dir / "state" / "hashes.json")
+    memo = HashMemo((memo_dir or run_dir) / "state" / "hashes.json")
     hashes: dict[str, str] = {}  # stage -> artifact sha256, for stages that are cached
     artifacts: dict[str, Path] = {}
     items = []
@@ -198,7 +207,8 @@ def _inputs(stage: Stage, artifacts: dict[str, Path]) -> dict[str, Any]:
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir():
+    """Delete a stage's own earlier output or work folder (paths come from stage_paths, strictly inside the run)."""
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
@@ -291,13 +301,32 @@ def run_recipe(
     A training stage's checkpoints are deleted once its artifact is complete, unless `keep_checkpoints`.
     """
     run_dir = Path(run_dir)
+    if dry_run:
+        return _dry_run(recipe, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_dir(run_dir):
+        store = open_store(run_dir)
+        try:
+            if store.mark_killed_runs():
+                log.warning("run directory %s: earlier runs that were killed are now marked 'killed'", run_dir)
+            items = plan(recipe, run_dir, store)
+            return _execute(recipe, run_dir, store, items, show_progress, keep_checkpoints)
+        finally:
+            store.close()
+
+
+def _dry_run(recipe: Recipe, run_dir: Path) -> str:
+    """The plan as text; a run directory that does not exist yet is not created."""
+    if not (run_dir / "results.sqlite").is_file():
+        with tempfile.TemporaryDirectory() as empty:
+            store = open_store(Path(empty))
+            try:
+                return format_plan(recipe, run_dir, plan(recipe, run_dir, store, memo_dir=Path(empty)))
+            finally:
+                store.close()
     store = open_store(run_dir)
     try:
-        items = plan(recipe, run_dir, store)
-        if dry_run:
-            return format_plan(recipe, run_dir, items)
-        return _execute(recipe, run_dir, store, items, show_progress, keep_checkpoints)
+        return format_plan(recipe, run_dir, plan(recipe, run_dir, store))
     finally:
         store.close()
 

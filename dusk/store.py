@@ -126,6 +126,13 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (now(), status, run_id))
 
+    def mark_killed_runs(self) -> int:
+        """Runs still marked `running` whose process is gone (the caller holds the run directory's lock): mark them
+        and their running stages `killed`; return how many runs."""
+        with self.transaction() as db:
+            db.execute("UPDATE stages SET state = 'killed' WHERE state = 'running'")
+            return db.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'").rowcount
+
     def runs(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
 

@@ -85,22 +85,24 @@ def test_a_changed_input_model_invalidates_the_cache(tmp_path: Path, tiny_llama_
 def test_a_failing_stage_is_recorded_and_stops_the_run(tmp_path: Path, tiny_llama_4: Path) -> None:
     data = {
         "stages": {
-            "dus": {"kind": "upscale", "model": str(tiny_llama_4), "drop": 4},  # drop must be < 4 layers
-            "after": {"kind": "upscale", "from": "dus", "drop": 1},
+            "dus": {"kind": "upscale", "model": str(tiny_llama_4), "drop": 1},  # 4 -> 6 layers
+            "after": {"kind": "upscale", "from": "dus", "drop": 6},  # must be < 6: known only once dus ran
+            "last": {"kind": "upscale", "from": "after", "drop": 1},
         }
     }
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(DuskError, match="--drop 4: must be in"):
+    with pytest.raises(DuskError, match="--drop 6: must be in"):
         run_recipe(load_recipe(path), tmp_path / "run", show_progress=False)
     store = open_store(tmp_path / "run")
     run = store.run()
     assert run["status"] == "failed"
-    [row] = store.stages(run["id"])
-    assert row["name"] == "dus" and row["state"] == "failed" and "--drop 4" in row["error"]
-    assert not artifact_path(tmp_path / "run", "dus").exists()
+    rows = {row["name"]: row for row in store.stages(run["id"])}
+    assert set(rows) == {"dus", "after"} and rows["dus"]["state"] == "ran"
+    assert rows["after"]["state"] == "failed" and "--drop 6" in rows["after"]["error"]
+    assert not artifact_path(tmp_path / "run", "after").exists()
 
 
 def test_artifacts_stay_inside_the_run_directory(tmp_path: Path) -> None:
-    with pytest.raises(DuskError, match="would leave the run directory"):
+    with pytest.raises(DuskError, match="would not lie inside"):
         artifact_path(tmp_path / "run", "../../etc")

