@@ -117,7 +117,9 @@ def weights_use_safetensors(model_dir: Path) -> bool:
 def load_model(model_dir: Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
     """Load a causal LM from a model directory with plain transformers, in eval mode (safetensors weights only)."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # dusk shows its own; these filled stderr around one-line errors
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
         dtype=torch_dtype(dtype),
