@@ -6,15 +6,8 @@ import string
 
 import pytest
 
-from dusk.data.decontam import (
-    DecontamConfig,
-    DecontaminateJob,
-    benchmark_items_for,
-    decide_local,
-    record_text,
-    run,
-    task_name_hit,
-)
+from dusk.data.decontam import DecontamConfig, benchmark_items_for, decide_local, record_text, task_name_hit
+from dusk.data.decontam_job import DecontaminateJob, run
 from dusk.data.dedup import near_duplicates
 from dusk.data.ngrams import Item, NgramIndex, normalize_words
 from dusk.errors import DuskError

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dusk.data.decontam import DecontamConfig, DecontaminateJob, decide_local, run
+from dusk.data.decontam import DecontamConfig, decide_local
+from dusk.data.decontam_job import DecontaminateJob, run
 from dusk.data.ngrams import Item, NgramIndex
 from tests.data_fixtures import real_data_dir, write_jsonl
 

@@ -129,7 +129,8 @@ def _mix(args: argparse.Namespace) -> int:
 
 
 def _decontaminate(args: argparse.Namespace) -> int:
-    from dusk.data.decontam import DecontamConfig, DecontaminateJob, check_tasks, format_report, run
+    from dusk.data.decontam import DecontamConfig, check_tasks, format_report
+    from dusk.data.decontam_job import DecontaminateJob, run
     from dusk.data.ngrams import MIN_WORDS
     from dusk.data.outputs import check_distinct, check_output_file
     from dusk.data.registry import check_training_source

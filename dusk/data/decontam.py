@@ -6,15 +6,14 @@ Rules, applied in order (a record is dropped by the first rule that fires):
    the whole item when it has fewer than 13 words (and at least `min_words`, 8);
 3. `exact_dup`: same normalised text as an earlier kept record;
 4. `near_dup`: MinHash near-duplicate (Jaccard >= 0.8) of an earlier kept record.
-Surviving records are written unchanged (every original field), in input order.
+Surviving records are written unchanged (every original field), in input order. This module holds the rules only
+(pure functions over records); `dusk.data.decontam_job` reads, picks the engine and writes.
 
     DUSK_DATA_DIR=../shared/data dusk data decontaminate flan_cot --out runs/flan_clean.jsonl --report runs/r.json
 """
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dusk.data.dedup import exact_duplicates, near_duplicates
 from dusk.data.ngrams import MIN_WORDS, Item, Match, NgramIndex
@@ -228,76 +227,3 @@ def format_report(report: dict) -> str:
         counts = " ".join(f"{entry['dropped'][rule]:>9}" for rule in RULES)
         lines.append(f"{name:<24} {entry['in']:>7} {entry['out']:>7} {counts}")
     return "\n".join(lines)
-
-
-def dumps(record: dict) -> str:
-    """The one JSON serialisation of an output line (both engines use it, so their outputs are byte-identical)."""
-    return json.dumps(record, ensure_ascii=False)
-
-
-def write_outputs(records: list[dict], dropped: dict, out: Path, report: dict, report_path: Path | None) -> Path:
-    """Write surviving records (input order) and the report, each atomically."""
-    from dusk.atomic import atomic_output_file
-
-    with atomic_output_file(out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        for position, record in enumerate(records):
-            if position not in dropped:
-                handle.write(dumps(record) + "\n")
-    if report_path is not None:
-        with atomic_output_file(report_path) as tmp:
-            tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return out
-
-
-@dataclass(frozen=True)
-class DecontaminateJob:
-    """One `dusk data decontaminate` run."""
-
-    input: str  # a dataset name or a JSON/JSONL file
-    out: Path  # output JSONL (surviving records, unchanged)
-    report: Path | None = None  # JSON report path (None: only printed)
-    engine: str = "local"  # local | spark
-    spark_master: str = "local[2]"  # Spark master URL (local[N], spark://host:port, yarn, k8s://...)
-    rules: DecontamConfig = field(default_factory=DecontamConfig)  # what is matched and dropped
-
-
-def load_input(name_or_path: str) -> tuple[list[dict], list[str]]:
-    """Original records and, per record, its dataset (provenance.dataset when present, else the input's name)."""
-    from dusk.data.registry import load_raw
-
-    rows = load_raw(name_or_path)
-    default = Path(name_or_path).stem if Path(name_or_path).suffix else str(name_or_path)
-    groups = []
-    for row in rows:
-        provenance = row.fields.get("provenance")
-        groups.append(
-            str(provenance["dataset"]) if isinstance(provenance, dict) and "dataset" in provenance else default
-        )
-    return [row.fields for row in rows], groups
-
-
-def run(job: DecontaminateJob) -> tuple[Path, dict]:
-    """Decontaminate and dedup `job.input`; returns the output path and the report."""
-    from dusk.data.registry import check_training_source
-
-    if job.engine not in ("local", "spark"):
-        raise DuskError(f"unknown engine {job.engine!r}; expected local or spark")
-    if job.engine == "spark":
-        from dusk.data.spark import require_pyspark
-
-        require_pyspark()
-    check_tasks(job.rules.tasks)
-    check_training_source(job.input)
-    records, groups = load_input(job.input)
-    rules = job.rules
-    index = NgramIndex.build(benchmark_items_for(rules.tasks), rules.n, rules.min_words) if rules.tasks else None
-    if job.engine == "spark":
-        from dusk.data.spark import decide_spark
-
-        dropped = decide_spark(records, index, job.rules, job.spark_master)
-    else:
-        dropped = decide_local(records, index, job.rules)
-    report = build_report(records, groups, dropped, job.rules)
-    report["index"] = index.stats() if index is not None else {}
-    report["engine"] = job.engine
-    return write_outputs(records, dropped, job.out, report, job.report), report

@@ -5,7 +5,7 @@ dusk report --run-dir runs/tiny --out runs/tiny/report   # writes loss_curves.pn
 
 import io
 
-from dusk.report import COLUMNS, ReportData
+from dusk.report.data import COLUMNS, ReportData
 
 
 def _pyplot():

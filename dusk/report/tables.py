@@ -8,7 +8,7 @@ Scores print as percentages with two decimals, as the paper prints them; the bes
 import base64
 import html as html_lib
 
-from dusk.report import COLUMNS, SUBSTITUTE_NOTE, ReportData, Table
+from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Table
 
 PLOT_TITLES = {"loss_curves": "Training loss per stage", "task_bars": "Scores per task and model"}
 

@@ -106,7 +106,8 @@ def _decontam_schema() -> type:
 
 
 def _decontam_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
-    from dusk.data.decontam import DecontamConfig, DecontaminateJob
+    from dusk.data.decontam import DecontamConfig
+    from dusk.data.decontam_job import DecontaminateJob
 
     rules = DecontamConfig(n=fields.n, min_words=fields.min_words, tasks=tuple(fields.tasks),
                            task_names=fields.task_names, dedup=fields.dedup, near_dedup=fields.near_dedup,
@@ -117,10 +118,10 @@ def _decontam_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
 def _decontam_run(job: Any) -> Path:
     """Run into a temporary directory renamed to OUT at the end (data.jsonl + report.json)."""
     from dusk.atomic import atomic_output_dir
-    from dusk.data import decontam
+    from dusk.data import decontam_job
 
     with atomic_output_dir(job.out, force=True) as tmp:
-        decontam.run(dataclasses.replace(job, out=data_file(tmp), report=tmp / "report.json"))
+        decontam_job.run(dataclasses.replace(job, out=data_file(tmp), report=tmp / "report.json"))
     return job.out
 
 
