@@ -95,6 +95,12 @@ BAD_RECIPES = [
     ),  # fmt: skip
     pytest.param({"stages": {"d": dus(drop=2)}}, [], ["stage d", "drop 2", "2 layers"], id="drop-too-large"),
     pytest.param({"stages": {"d": dus()}}, ["d.drop=5"], ["stage d", "drop 5"], id="drop-override-too-large"),
+    pytest.param(
+        {"stages": {"p": {"kind": "dpo", "model": "tiny-llama", "data": "ultrafeedback", "steps": 2}}},
+        [],
+        ["stage p", "'steps'", "kind: sdpo"],
+        id="dpo-with-sdpo-steps",
+    ),  # fmt: skip
     pytest.param({"stages": {"d": dus()}}, ["x.drop=2"], "no stage 'x'", id="override-unknown-stage"),
     pytest.param({"stages": {"d": dus()}}, ["d.nope=2"], "no field 'nope'", id="override-unknown-field"),
     pytest.param({"stages": {"d": dus()}}, ["d.drop"], "STAGE.FIELD=VALUE", id="override-malformed"),

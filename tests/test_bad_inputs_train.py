@@ -13,7 +13,7 @@ import pytest
 from dusk.cli import main
 from dusk.train import stage
 from dusk.train.commands import STAGES
-from dusk.train.config import DPOConfig, PretrainConfig, SFTConfig, flag_help
+from dusk.train.config import DPOConfig, PretrainConfig, SDPOConfig, SFTConfig, flag_help
 from tests.bad_input_helpers import assert_refused
 from tests.train_fixtures import alpaca_pairs, preference_pairs, shakespeare_text, single_thread, write_jsonl  # noqa: F401
 
@@ -68,7 +68,9 @@ ROWS = [
         _dpo("--steps", "3", command="sdpo"), ["--steps 3", "2 training pair"], id="sdpo-more-steps-than-pairs"
     ),
     pytest.param(
-        _dpo("--steps", "2", "--ref-model", "{model}"), ["--ref-model", "sDPO"], id="sdpo-with-a-reference-model"
+        _dpo("--steps", "2", "--ref-model", "{model}", command="sdpo"),
+        ["--ref-model", "sDPO"],
+        id="sdpo-with-a-reference-model",
     ),
     pytest.param(
         [*_dpo(), "--data", "{tmp}/pairs.jsonl"],
@@ -165,7 +167,7 @@ def test_help_shows_every_flag_description_intact(command: str, capsys, monkeypa
         main([command, "--help"])
     assert exit_info.value.code == 0
     shown = " ".join(capsys.readouterr().out.split())
-    config_cls = {"pretrain": PretrainConfig, "sft": SFTConfig}.get(command, DPOConfig)
+    config_cls = {"pretrain": PretrainConfig, "sft": SFTConfig, "sdpo": SDPOConfig}.get(command, DPOConfig)
     for name, field in config_cls.model_fields.items():
         assert " ".join(flag_help(field).split()) in shown, f"--{name}: {field.description!r} garbled"
     assert "~30% slower (default: False)" in shown

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from dusk.models.io import load_tokenizer
 from dusk.train import dpo, sdpo
-from dusk.train.config import DPOConfig
+from dusk.train.config import DPOConfig, SDPOConfig
 from tests.train_fixtures import log_lines, preference_pairs, single_thread, tiny_config  # noqa: F401
 
 
@@ -72,7 +72,7 @@ def test_dpo_loss_goes_down_and_logs_rewards(tiny_llama: Path, preference_pairs:
 
 def test_sdpo_step_2_is_referenced_by_step_1_model(tiny_llama: Path, preference_pairs: Path, tmp_path: Path) -> None:  # noqa: F811
     cfg = tiny_config(
-        DPOConfig,
+        SDPOConfig,
         tiny_llama,
         preference_pairs,
         tmp_path / "sdpo",

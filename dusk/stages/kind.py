@@ -60,6 +60,7 @@ class StageKind:
     normalize: Callable[[dict], dict] = lambda raw: raw  # recipe shorthands -> schema values (e.g. "h6" -> ["h6"])
     artifact: str = "model"  # what the artifact path holds: model, eval, data
     output: Callable[[Path], Path] = lambda out: out  # what later stages read, given the artifact path
+    field_hints: dict[str, str] = dataclasses.field(default_factory=dict)  # unknown field -> where it belongs
 
 
 def field_specs(kind: StageKind) -> dict[str, FieldSpec]:
@@ -117,6 +118,9 @@ def validate(kind: StageKind, raw: dict, where: str) -> Any:
         owned = [name for name in unknown if name in RUNNER_FIELDS]
         if owned:
             raise DuskError(f"{where}: field {owned[0]!r} is set by the runner (outputs go under the run directory)")
+        hint = kind.field_hints.get(unknown[0])
+        if hint:
+            raise DuskError(f"{where}: kind {kind.name} has no field {unknown[0]!r}: {hint}")
         raise DuskError(f"{where}: unknown field {unknown[0]!r} for kind {kind.name}; valid fields: {', '.join(specs)}")
     schema = kind.schema()
     values = kind.normalize(dict(raw))

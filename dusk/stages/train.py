@@ -33,11 +33,6 @@ def _has_checkpoint(work: Path) -> bool:
     return any(work.glob("**/checkpoints/step-*/state.json"))
 
 
-def _sdpo_normalize(raw: dict) -> dict:
-    raw.setdefault("steps", 2)
-    return raw
-
-
 def _train_kind(name: str, summary: str, config: str, **extra: Any) -> StageKind:
     """A training kind: its config class in dusk.train.config, its run in dusk.train.<name>."""
     options: dict[str, Any] = {
@@ -55,12 +50,17 @@ def _train_kind(name: str, summary: str, config: str, **extra: Any) -> StageKind
 TRAIN_KINDS = [
     _train_kind("pretrain", "continued pretraining on text (dusk pretrain)", "PretrainConfig"),
     _train_kind("sft", "supervised fine-tuning, loss on responses (dusk sft)", "SFTConfig"),
-    _train_kind("dpo", "DPO on preference pairs (dusk dpo)", "DPOConfig", inputs=("model", "ref_model")),
+    _train_kind(
+        "dpo",
+        "DPO on preference pairs (dusk dpo)",
+        "DPOConfig",
+        inputs=("model", "ref_model"),
+        field_hints={name: "staged DPO (sDPO) is `kind: sdpo`" for name in ("steps", "easy_to_hard")},
+    ),
     _train_kind(
         "sdpo",
         "staged DPO: K chunks, each step's reference is the previous step's model (dusk sdpo)",
-        "DPOConfig",
-        normalize=_sdpo_normalize,
+        "SDPOConfig",
         collect=sdpo_result,
         output=lambda out: out / "final",
     ),

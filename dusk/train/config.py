@@ -108,21 +108,31 @@ class SFTConfig(TrainConfig):
 
 
 class DPOConfig(TrainConfig):
-    """DPO and sDPO: preference pairs, reference log-probs cached on disk."""
+    """DPO: preference pairs, reference log-probs cached on disk."""
 
     lr: float = Field(5e-7, gt=0, description="peak learning rate (AdamW)")
     beta: float = Field(0.1, gt=0, description="DPO beta: strength of the pull towards the reference")
     loss_type: Literal["sigmoid", "ipo"] = Field("sigmoid", description="sigmoid (DPO) or ipo")
     ref_model: str | None = Field(None, description="reference model (default: --model)")
     ref_cache: Path | None = Field(None, description="reference log-prob cache dir (default: $DUSK_CACHE/dpo_ref)")
-    steps: int = Field(1, ge=1, description="sDPO: split the data into K chunks trained one after another")
-    easy_to_hard: bool = Field(False, description="sDPO: order chunks by the initial reference's margin, easy first")
+
+
+class SDPOConfig(DPOConfig):
+    """sDPO: DPO in K steps on K chunks of the pairs, each step's reference being the previous step's model."""
+
+    steps: int = Field(2, ge=1, description="split the data into K chunks trained one after another")
+    easy_to_hard: bool = Field(False, description="order chunks by the initial reference's margin, easy first")
 
     @model_validator(mode="after")
-    def _sdpo_options(self) -> "DPOConfig":
+    def _sdpo_options(self) -> "SDPOConfig":
         if self.steps > 1 and self.ref_model is not None:
             raise ValueError("sDPO (--steps > 1) uses each step's input model as reference; drop --ref-model")
         return self
+
+    def dpo_step(self, **update: Any) -> DPOConfig:
+        """The plain DPO config of one step (the sDPO-only fields dropped, `update` applied)."""
+        values = self.model_dump(exclude={"steps", "easy_to_hard"})
+        return DPOConfig.model_validate({**values, **update})
 
 
 def flag_help(field: Any) -> str:

@@ -16,7 +16,7 @@ from dusk.atomic import atomic_output_dir, check_writable_parent
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train.checkpoint import list_checkpoints
-from dusk.train.config import DPOConfig
+from dusk.train.config import DPOConfig, SDPOConfig
 from dusk.train.dpo import examples_for, ref_cache_root, reference_logps, train_pairs
 from dusk.train.loop import Example
 from dusk.train.model import check_lora_targets, check_seq_len
@@ -47,11 +47,9 @@ def easy_to_hard(examples: list[Example], margins: list[float]) -> list[Example]
     return [examples[i] for i in order]
 
 
-def step_config(cfg: DPOConfig, k: int, model: str) -> DPOConfig:
+def step_config(cfg: SDPOConfig, k: int, model: str) -> DPOConfig:
     """The DPO config of step k: its input model, its own output and checkpoint directories."""
-    return cfg.model_copy(
-        update={"model": model, "out": cfg.out / f"step-{k}", "run_dir": cfg.work_dir / f"step-{k}", "steps": 1}
-    )
+    return cfg.dpo_step(model=model, out=cfg.out / f"step-{k}", run_dir=cfg.work_dir / f"step-{k}")
 
 
 def _resume_for(step_cfg: DPOConfig, resume: str | None) -> str | None:
@@ -59,7 +57,7 @@ def _resume_for(step_cfg: DPOConfig, resume: str | None) -> str | None:
     return resume if resume is not None and list_checkpoints(step_cfg.work_dir) else None
 
 
-def run(cfg: DPOConfig) -> Path:
+def run(cfg: SDPOConfig) -> Path:
     """Run the K DPO steps; returns OUT/final."""
     if cfg.out.exists() and not (cfg.force or cfg.resume):
         raise DuskError(f"output directory {cfg.out} already exists; pass --force to replace it or --resume")
