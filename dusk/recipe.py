@@ -24,6 +24,7 @@ import yaml
 
 from dusk.errors import DuskError
 from dusk.stages import RUNNER_FIELDS, coerce, field_specs, get_kind, validate
+from dusk.yaml_file import read_yaml_text
 
 TOP_KEYS = ("name", "description", "defaults", "budget", "budgets", "stages", "report")
 WIRING_KEYS = ("kind", "from", "inputs", "for_each")
@@ -95,18 +96,7 @@ class Recipe:
 
 # reading ----------------------------------------------------------------------------------------------------------
 def read_yaml(path: Path) -> tuple[dict, str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DuskError(f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a UTF-8 YAML file") from exc
-    except OSError as exc:
-        raise DuskError(f"{path}: cannot read recipe ({exc.strerror or exc})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DuskError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    data, text = read_yaml_text(path, "recipe")
     if not isinstance(data, dict):
         raise DuskError(f"{path}: a recipe is a mapping with a `stages:` section")
     return data, text

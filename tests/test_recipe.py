@@ -180,7 +180,7 @@ def test_report_naming_unknown_stage(tmp_path: Path) -> None:
 
 
 def test_yaml_errors_and_unknown_top_level_keys(tmp_path: Path) -> None:
-    with pytest.raises(DuskError, match=r"not valid YAML at line 3, column 4"):
+    with pytest.raises(DuskError, match=r"recipe.yaml:3:4: not valid YAML.*line 3, column 4"):
         load_recipe(write(tmp_path, "stages:\n  a: {kind: upscale\n  b: 1\n"))
     with pytest.raises(DuskError, match=r"unknown key 'stage'; expected one of: name, description"):
         load_recipe(write(tmp_path, {"stage": {}}))

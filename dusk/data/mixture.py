@@ -20,13 +20,13 @@ import random
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dusk.atomic import atomic_output_file
 from dusk.data.registry import check_training_source, load_records
 from dusk.data.templates import render_text
 from dusk.errors import DuskError
+from dusk.yaml_file import read_yaml
 
 
 class Source(BaseModel):
@@ -83,25 +83,9 @@ def _problem(error: dict) -> str:
     return f"{where}: {message}" + (f" (got {error['input']!r})" if shown else "")
 
 
-def _parse(path: Path) -> object:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DuskError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the mixture as UTF-8") from exc
-    except OSError as exc:
-        raise DuskError(f"{path}: cannot read mixture YAML: {exc.strerror or exc}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DuskError(f"{where}: not valid YAML: {problem}") from exc
-
-
 def load_mixture(path: Path) -> Mixture:
     """Parse and validate a mixture YAML (a list of sources, or a mapping with `sources`)."""
-    data = _parse(path)
+    data = read_yaml(path, "mixture")
     expected = "expected a list of sources ({dataset, max_examples|weight}) or a mapping with a 'sources' list"
     if data is None:
         raise DuskError(f"{path}: the mixture is empty; {expected}")

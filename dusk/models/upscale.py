@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dusk.atomic import atomic_output_dir, check_output_dir, check_writable_parent
@@ -38,6 +37,7 @@ from dusk.models.safetensors_io import (
     shard_bytes,
     write_sharded,
 )
+from dusk.yaml_file import read_yaml
 
 log = logging.getLogger(__name__)
 OutputDtype = Literal["float32", "bfloat16", "float16"]
@@ -118,14 +118,7 @@ def config_for_drop(
 
 def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str = "2GiB") -> UpscaleConfig:
     """Read a mergekit-style `slices:` YAML (optionally with `merge_method: passthrough` and `dtype`)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise DuskError(f"{path}: cannot read ({exc})") from exc
-    except yaml.YAMLError as exc:
-        from dusk.merge.config import yaml_error
-
-        raise yaml_error(Path(path), exc) from exc
+    data = read_yaml(path, "slices file")
     if not isinstance(data, dict) or "slices" not in data:
         raise DuskError(f"{path}: expected a mapping with a 'slices:' list")
     method = data.pop("merge_method", "passthrough")

@@ -13,10 +13,10 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dusk.errors import DuskError
+from dusk.yaml_file import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -204,16 +204,9 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[TrainConf
 def read_yaml_config(path: Path) -> dict[str, Any]:
     """The mapping in a `--config` YAML file."""
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except UnicodeDecodeError as exc:
-        raise DuskError(f"--config {path}: not a YAML text file ({exc.reason} at byte {exc.start})") from exc
-    except OSError as exc:
-        raise DuskError(f"--config {path}: cannot read it ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DuskError(f"--config {path}: not valid YAML{where} ({problem})") from exc
+        data = read_yaml(path, "--config file") or {}
+    except DuskError as exc:
+        raise DuskError(f"--config {exc}") from exc
     if not isinstance(data, dict):
         raise DuskError(f"--config {path}: expected a mapping of field: value, got a {type(data).__name__}")
     return data
