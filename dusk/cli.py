@@ -6,22 +6,26 @@ Each area registers its own subcommands (`register(subparsers)` in `dusk/<area>/
 """
 
 import argparse
-import importlib
 import logging
 import sys
 
 from dusk import __version__
 from dusk.errors import DuskError
 
-COMMAND_MODULES = (
-    "dusk.models.commands",
-    "dusk.data.commands",
-    "dusk.train.commands",
-    "dusk.merge.commands",
-    "dusk.eval.commands",
-    "dusk.eval.contamination_commands",
-    "dusk.recipe_commands",
-)
+
+def _register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Every area's subcommands, in the order `dusk --help` lists them (each module imports no torch at load)."""
+    from dusk import recipe_commands
+    from dusk.data import commands as data_commands
+    from dusk.eval import commands as eval_commands
+    from dusk.eval import contamination_commands
+    from dusk.merge import commands as merge_commands
+    from dusk.models import commands as model_commands
+    from dusk.train import commands as train_commands
+
+    for module in (model_commands, data_commands, train_commands, merge_commands, eval_commands,
+                   contamination_commands, recipe_commands):  # fmt: skip
+        module.register(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dusk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(subparsers)
+    _register_commands(subparsers)
     return parser
 
 

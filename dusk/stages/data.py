@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dusk.stages.adapters import lazy_schema
 from dusk.stages.kind import StageKind, StagePaths
 from dusk.stages.results import data_result
 
@@ -69,10 +68,16 @@ def _mix_data_files(mixture: Any) -> list[Path]:
     return [path for source in mixture.sources for path in data_paths(source.dataset)]
 
 
+def _mix_schema() -> type:
+    from dusk.data.mixture import Mixture
+
+    return Mixture
+
+
 MIX = _data_kind(
     "mix",
     "a data mixture: (dataset, max_examples or weight) sources -> one JSONL (dusk data mix)",
-    schema=lazy_schema("dusk.data.mixture", "Mixture"),
+    schema=_mix_schema,
     run=_mix_run,
     prepare=lambda fields, paths, _resume: MixJob(fields, paths.out),
     data_files=_mix_data_files,

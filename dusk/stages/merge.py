@@ -4,11 +4,11 @@ python -c "from dusk.stages.merge import MERGE; print(list(MERGE.schema().model_
 """
 
 import functools
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dusk.stages.adapters import lazy_run
 from dusk.stages.kind import StageKind, StagePaths
 from dusk.stages.results import model_result
 
@@ -64,11 +64,17 @@ def _merge_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
     )  # fmt: skip
 
 
+def _merge_run(cfg: Any) -> Path:
+    from dusk.merge.run import run
+
+    return run(cfg)
+
+
 MERGE = StageKind(
     name="merge",
     summary="merge models: linear average (the paper's v3+v4), TIES, DARE, SLERP... (dusk merge)",
     schema=_merge_schema,
-    run=lazy_run("dusk.merge.run"),
+    run=_merge_run,
     prepare=_merge_prepare,
     collect=model_result,
     inputs=("models", "base_model"),

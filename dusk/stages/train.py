@@ -5,10 +5,10 @@ latest checkpoint in their work directory.
     python -c "from dusk.stages.train import TRAIN_KINDS; print([kind.name for kind in TRAIN_KINDS])"
 """
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from dusk.stages.adapters import lazy_run, lazy_schema
 from dusk.stages.data import data_paths
 from dusk.stages.kind import StageKind, StagePaths, with_runner_fields
 from dusk.stages.results import sdpo_result, train_result
@@ -33,8 +33,23 @@ def _has_checkpoint(work: Path) -> bool:
     return any(work.glob("**/checkpoints/step-*/state.json"))
 
 
-def _train_kind(name: str, summary: str, config: str, **extra: Any) -> StageKind:
-    """A training kind: its config class in dusk.train.config, its run in dusk.train.<name>."""
+def _schema(name: str) -> type:
+    """The config class of a training kind (imported on first use, so `dusk --help` does not import torch)."""
+    from dusk.train import config
+
+    return {"pretrain": config.PretrainConfig, "sft": config.SFTConfig, "dpo": config.DPOConfig,
+            "sdpo": config.SDPOConfig}[name]  # fmt: skip
+
+
+def _run(name: str, cfg: Any) -> Path:
+    """Run a training kind's stage function."""
+    from dusk.train import dpo, pretrain, sdpo, sft
+
+    return {"pretrain": pretrain.run, "sft": sft.run, "dpo": dpo.run, "sdpo": sdpo.run}[name](cfg)
+
+
+def _train_kind(name: str, summary: str, **extra: Any) -> StageKind:
+    """A training kind: its config class in dusk.train.config, its run function in dusk.train.<name>."""
     options: dict[str, Any] = {
         "prepare": _train_prepare,
         "collect": train_result,
@@ -43,24 +58,22 @@ def _train_kind(name: str, summary: str, config: str, **extra: Any) -> StageKind
         "has_checkpoint": _has_checkpoint,
         **extra,
     }
-    schema = lazy_schema("dusk.train.config", config)
-    return StageKind(name=name, summary=summary, schema=schema, run=lazy_run(f"dusk.train.{name}"), **options)
+    schema = functools.partial(_schema, name)
+    return StageKind(name=name, summary=summary, schema=schema, run=functools.partial(_run, name), **options)
 
 
 TRAIN_KINDS = [
-    _train_kind("pretrain", "continued pretraining on text (dusk pretrain)", "PretrainConfig"),
-    _train_kind("sft", "supervised fine-tuning, loss on responses (dusk sft)", "SFTConfig"),
+    _train_kind("pretrain", "continued pretraining on text (dusk pretrain)"),
+    _train_kind("sft", "supervised fine-tuning, loss on responses (dusk sft)"),
     _train_kind(
         "dpo",
         "DPO on preference pairs (dusk dpo)",
-        "DPOConfig",
         inputs=("model", "ref_model"),
         field_hints={name: "staged DPO (sDPO) is `kind: sdpo`" for name in ("steps", "easy_to_hard")},
     ),
     _train_kind(
         "sdpo",
         "staged DPO: K chunks, each step's reference is the previous step's model (dusk sdpo)",
-        "SDPOConfig",
         collect=sdpo_result,
         output=lambda out: out / "final",
     ),

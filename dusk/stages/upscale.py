@@ -4,11 +4,11 @@ python -c "from dusk.stages.upscale import UPSCALE; print(list(UPSCALE.schema().
 """
 
 import functools
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dusk.stages.adapters import lazy_run
 from dusk.stages.kind import StageKind, StagePaths
 from dusk.stages.results import model_result
 
@@ -47,11 +47,17 @@ def _upscale_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
     return upscale.config_for_drop(fields.model, fields.drop, out, True, fields.dtype, fields.shard_size)
 
 
+def _upscale_run(cfg: Any) -> Path:
+    from dusk.models.upscale import run
+
+    return run(cfg)
+
+
 UPSCALE = StageKind(
     name="upscale",
     summary="Depth Up-Scaling: SOLAR's `drop` or general `slices` (dusk upscale)",
     schema=_upscale_schema,
-    run=lazy_run("dusk.models.upscale"),
+    run=_upscale_run,
     prepare=_upscale_prepare,
     collect=model_result,
 )
