@@ -124,10 +124,36 @@ def test_unknown_method_lists_known_ones(merge_models: list[Path], tmp_path: Pat
         load_merge_config(_write(tmp_path, text), tmp_path / "out")
 
 
-def test_unknown_parameter_lists_known_ones(merge_models: list[Path], tmp_path: Path) -> None:  # noqa: F811
+def test_unknown_parameter_warns_and_names_the_known_ones(
+    merge_models: list[Path],  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """mergekit ignores parameters a method does not read: dusk warns (naming them) instead of refusing; a typo of
+    a required one still fails, at planning, before anything is written."""
     text = _linear(merge_models[:2]).replace("{weight: 0.5}", "{wieght: 0.5}", 1)
-    with pytest.raises(DuskError, match="unknown parameter 'wieght' for merge method linear; known: normalize, weight"):
-        load_merge_config(_write(tmp_path, text), tmp_path / "out")
+    with caplog.at_level("WARNING", logger="dusk.merge.config"):
+        cfg = load_merge_config(_write(tmp_path, text), tmp_path / "out")
+    assert "parameter 'wieght' is not used by merge method linear" in caplog.text
+    assert "its parameters: normalize, weight" in caplog.text
+    _fails(cfg, tmp_path, "needs parameter 'weight'")
+
+
+def test_slerp_tolerates_a_weight_like_mergekit(
+    merge_models: list[Path],  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """mergekit's own tests give slerp models a `weight`; dusk merges the config and warns that it is unused."""
+    a, b = merge_models[:2]
+    text = (
+        f"merge_method: slerp\nbase_model: {a}\nparameters: {{t: 0.3}}\nmodels:\n"
+        f"  - model: {a}\n    parameters: {{weight: 0.6}}\n  - model: {b}\n    parameters: {{weight: 0.4}}\n"
+    )
+    with caplog.at_level("WARNING", logger="dusk.merge.config"):
+        out = merge_run.run(load_merge_config(_write(tmp_path, text), tmp_path / "out"))
+    assert (out / "config.json").exists()
+    assert "parameter 'weight' is not used by merge method slerp" in caplog.text
 
 
 def test_missing_required_parameter(merge_models: list[Path], tmp_path: Path) -> None:  # noqa: F811

@@ -15,9 +15,11 @@ SHORT_FORM_FLAGS = ("method", "weights", "base", "density", "t")
 def register(subparsers: argparse._SubParsersAction) -> None:
     merge = subparsers.add_parser(
         "merge",
-        help="merge models (linear, task_arithmetic, ties, dare_ties, dare_linear, slerp, passthrough)",
+        help="merge models (mergekit 0.1.5's methods: linear, ties, dare_ties, slerp, della, model_stock, ...)",
         description="Merge models from a mergekit-style YAML config (CONFIG.yaml), or name the models "
         "and the method directly (MODEL MODEL ... --method M).",
+        epilog=_methods_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     merge.add_argument("inputs", nargs="+", metavar="CONFIG.yaml | MODEL", help="a merge config, or the models")
     merge.add_argument("--out", type=Path, required=True, help="output model directory")
@@ -25,12 +27,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("--shard-size", default="2GiB", help="maximum safetensors shard size (default 2GiB)")
     merge.add_argument("--method", help="short form: merge method (default linear)")
     merge.add_argument("--weights", help="short form: comma-separated weight per model (default equal)")
-    merge.add_argument("--base", help="short form: base model (task_arithmetic, ties, dare_*, slerp)")
+    merge.add_argument("--base", help="short form: base model (task_arithmetic, ties, dare_*, della*, slerp, ...)")
     merge.add_argument("--density", type=float, help="short form: fraction of each task vector kept, in (0, 1]")
-    merge.add_argument("--t", type=float, help="short form: slerp position (0 = base, 1 = the other model)")
+    merge.add_argument("--t", type=float, help="short form: slerp position (0 = base, 1 = other); nearswap distance")
     merge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast inputs to this dtype")
-    merge.add_argument("--seed", type=int, help="random seed for DARE (default 0)")
+    merge.add_argument("--seed", type=int, help="random seed for DARE, DELLA and Arcee Fusion sampling (default 0)")
     merge.set_defaults(handler=_merge)
+
+
+def _methods_epilog() -> str:
+    """One line per merge method: its name, its formula's first sentence, its parameters (docs/merge.md: more)."""
+    from dusk.merge.methods import METHODS
+
+    lines = ["merge methods (formulas, papers and parameters: docs/merge.md):"]
+    for name in sorted(METHODS):
+        method = METHODS[name]
+        summary = " ".join(method.doc.split())
+        summary = summary if len(summary) <= 110 else summary[:107] + "..."
+        flags = ("base required" if method.needs_base else "base optional" if method.takes_base else "no base") + (
+            ", random (--seed)" if method.random else ""
+        )
+        lines.append(f"  {name}: {summary}")
+        lines.append(f"      {flags}; parameters: {', '.join(method.param_names) or 'none'}")
+        if method.reference:
+            lines.append(f"      paper: {method.reference}")
+    return "\n".join(lines).replace("%", "%%")
 
 
 def _weights(text: str | None) -> list[float] | None:
@@ -58,10 +79,11 @@ def build_config(args: argparse.Namespace):
             raise DuskError(f"{', '.join(given)}: short-form flags do not combine with a config file; set them in it")
         return config.load_merge_config(first, args.out, **extra)
     method = args.method or "linear"
-    if method == "slerp" and args.t is None:
-        raise DuskError("--method slerp needs --t, the position between the models (0 = the base, 1 = the other)")
+    if method in ("slerp", "nearswap") and args.t is None:
+        what = "the position between the models (0 = the base, 1 = the other)" if method == "slerp" else "the distance"
+        raise DuskError(f"--method {method} needs --t, {what}")
     base = args.base
-    if method == "slerp" and base is None and len(args.inputs) == 2:
+    if method in ("slerp", "nearswap", "arcee_fusion") and base is None and len(args.inputs) == 2:
         base = args.inputs[0]
     return config.short_form_config(
         args.inputs, method, args.out, _weights(args.weights), base, args.density, args.t, **extra

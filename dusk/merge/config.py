@@ -7,6 +7,7 @@ conditions where the first whose filter is a substring of the tensor name (or ha
     dusk merge merge.yaml --out runs/merged
 """
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from dusk.errors import DuskError
 from dusk.merge.methods import get_method
 from dusk.models.safetensors_io import shard_bytes
+
+log = logging.getLogger(__name__)
 
 Scalar = bool | int | float | str
 ScalarOrGradient = Scalar | list[Scalar]
@@ -62,7 +65,7 @@ class MergeConfig(BaseModel):
     """Everything `dusk merge` needs: method, inputs, parameters, and where and how to write the result."""
 
     model_config = ConfigDict(extra="forbid")
-    merge_method: str = Field(description="linear, task_arithmetic, ties, dare_ties, dare_linear, slerp, passthrough")
+    merge_method: str = Field(description="a merge method: `dusk merge --help` lists them (mergekit 0.1.5's set)")
     base_model: str | None = Field(None, description="model the task vectors are taken from (ties, slerp, ...)")
     models: list[ModelEntry] | None = Field(None, description="models merged whole, with their parameters")
     slices: list[OutputSlice] | None = Field(None, description="output layer blocks (instead of models)")
@@ -73,7 +76,7 @@ class MergeConfig(BaseModel):
     out: Path = Field(description="output model directory (created atomically)")
     force: bool = Field(False, description="replace an existing output directory")
     shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
-    seed: int = Field(0, ge=0, lt=2**32, description="random seed of DARE's drops (same seed, same output)")
+    seed: int = Field(0, ge=0, lt=2**32, description="random seed of DARE/DELLA drops (same seed, same output)")
 
     @field_validator("shard_size")
     @classmethod
@@ -89,14 +92,18 @@ class MergeConfig(BaseModel):
         if not (self.models or self.slices):
             raise ValueError("'models' or 'slices' is empty")
         known = set(method.param_names)
+        unused: dict[str, list[str]] = {}
         for where, params in self.parameter_scopes():
             for name, setting in (params or {}).items():
                 if name not in known:
-                    raise ValueError(
-                        f"{where}: unknown parameter {name!r} for merge method {method.name}; "
-                        f"known: {', '.join(sorted(known))}"
-                    )
-                check_setting(f"{where}.{name}", name, setting, method.param(name).kind)
+                    unused.setdefault(name, []).append(where)
+                    continue
+                check_setting(f"{where}.{name}", name, setting, method.param(name).kind, method.name)
+        for name, places in unused.items():
+            log.warning(
+                "%s: parameter %r is not used by merge method %s (ignored, as mergekit does); its parameters: %s",
+                ", ".join(places), name, method.name, ", ".join(sorted(known)) or "none",
+            )  # fmt: skip
         return self
 
     def parameter_scopes(self) -> list[tuple[str, Parameters | None]]:
@@ -118,7 +125,7 @@ def _leaves(setting: Any) -> list[Any]:
     return [setting]
 
 
-def check_setting(where: str, name: str, setting: Any, kind: Any) -> None:
+def check_setting(where: str, name: str, setting: Any, kind: Any, method: str = "") -> None:
     """Every value a setting can produce must have the parameter's type; densities must lie in (0, 1]."""
     adapter = TypeAdapter(kind)
     for leaf in _leaves(setting):
@@ -126,7 +133,7 @@ def check_setting(where: str, name: str, setting: Any, kind: Any) -> None:
             value = adapter.validate_python(leaf)
         except ValidationError as exc:
             raise ValueError(f"{where}: {leaf!r} is not a valid {getattr(kind, '__name__', kind)}") from exc
-        check_value(where, name, value)
+        check_value(where, name, value, method)
 
 
 # Parameters whose values must lie in a range (besides being finite), with what the range means.
@@ -134,15 +141,17 @@ RANGES = {
     "density": (lambda v: 0 < v <= 1, "outside (0, 1] (the fraction of the task vector kept)"),
     "t": (lambda v: 0 <= v <= 1, "outside [0, 1] (0 = the base model, 1 = the other model)"),
 }
+RANGED_FOR = {"t": ("slerp",)}  # parameters whose range applies to some methods only (nearswap's t is a distance)
 
 
-def check_value(where: str, name: str, value: Any) -> None:
+def check_value(where: str, name: str, value: Any, method: str = "") -> None:
     """A numeric parameter value must be finite (NaN or infinity would make every output weight NaN) and in range."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     if not math.isfinite(value):
         raise ValueError(f"{where}: {name} {value} is not a finite number")
-    if name in RANGES and not RANGES[name][0](value):
+    ranged = name in RANGES and method in RANGED_FOR.get(name, (method,))
+    if ranged and not RANGES[name][0](value):
         raise ValueError(f"{where}: {name} {value} is {RANGES[name][1]}")
 
 
@@ -239,7 +248,7 @@ def short_form_config(
         params: dict[str, Any] = {}
         if weights is not None:
             params["weight"] = weights[index]
-        elif method not in ("slerp", "passthrough"):
+        elif "weight" in get_method(method).param_names:
             params["weight"] = 1.0 / len(models) if method == "linear" else 1.0
         if density is not None:
             params["density"] = density

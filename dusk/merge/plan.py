@@ -72,29 +72,37 @@ def _check_slice(item: OutputSlice, index: int, models: dict[str, InputModel], m
     names = [s.model for s in item.sources]
     if len(set(names)) != len(names):
         raise DuskError(f"slices[{index}]: a model appears twice among the sources ({names})")
-    count = len(names)
-    if count < method.min_inputs or (method.max_inputs is not None and count > method.max_inputs):
-        if method.min_inputs == method.max_inputs:
-            limit = f"exactly {method.min_inputs}"
-        else:
-            limit = f"at least {method.min_inputs}" if count < method.min_inputs else f"at most {method.max_inputs}"
-        raise DuskError(f"merge method {method.name} takes {limit} input model(s), got {count} ({', '.join(names)})")
+    _check_count(method, "input model(s)", len(names), method.min_inputs, method.max_inputs, names)
     return lengths.pop()
 
 
+def _check_count(method: MergeMethod, what: str, count: int, least: int, most: int | None, names: list[str]) -> None:
+    if least <= count and (most is None or count <= most):
+        return
+    if least == most:
+        limit = f"exactly {least}"
+    else:
+        limit = f"at least {least}" if count < least else f"at most {most}"
+    raise DuskError(f"merge method {method.name} takes {limit} {what}, got {count} ({', '.join(names)})")
+
+
 def _base_index(item: OutputSlice, cfg: MergeConfig, method: MergeMethod, index: int) -> int | None:
+    """Where the base is among the slice's sources (None when the method ignores it or, optional, none is given);
+    also checks the method's count of non-base models."""
     base = item.base_model or cfg.base_model
-    if not method.needs_base:
+    names = [s.model for s in item.sources]
+    if not method.uses_base:
         return None
-    if base is None:
+    if base is None and method.needs_base:
         raise DuskError(
             f"merge method {method.name} needs a base_model (the model the others are compared with): "
             "base_model: in a config file, --base on the command line"
         )
-    names = [s.model for s in item.sources]
-    if base not in names:
+    if base is not None and base not in names:
         raise DuskError(f"slices[{index}]: base_model {base} is not among the slice's sources ({', '.join(names)})")
-    return names.index(base)
+    others = [name for name in names if name != base]
+    _check_count(method, "non-base model(s)", len(others), method.min_non_base, method.max_non_base, others)
+    return None if base is None else names.index(base)
 
 
 def _resolve(
@@ -145,6 +153,14 @@ def _check_params(params: dict[str, Any], method: MergeMethod, tensor: str) -> N
     for density in params.get("density", []):
         if not 0 < density <= 1:
             raise DuskError(f"tensor {tensor}: density {density} is outside (0, 1]")
+    epsilons = params.get("epsilon")
+    if isinstance(epsilons, list):  # DELLA: keep probabilities density +/- epsilon must be probabilities
+        for density, epsilon in zip(params["density"], epsilons, strict=True):
+            if density < 1 and (density + epsilon >= 1 or density - epsilon <= 0):
+                raise DuskError(
+                    f"tensor {tensor}: {method.name} density {density} with epsilon {epsilon}: density +/- epsilon "
+                    "must lie in (0, 1) (choose a smaller epsilon)"
+                )
     weights = params.get("weight")
     if weights and params.get("normalize") and abs(sum(weights)) < 1e-8:
         raise DuskError(

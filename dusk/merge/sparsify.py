@@ -95,15 +95,16 @@ def _replay_argsort_(delta: torch.Tensor, k: int) -> torch.Tensor:
     return delta.mul_(negative.view(delta.shape).to(delta.dtype).mul_(-2).add_(1))
 
 
-def magnitude_all_(deltas: list[torch.Tensor], densities: list[float]) -> None:
-    """magnitude_ on each task vector, in parallel threads (torch releases the GIL; results do not depend on it)."""
+def magnitude_all_(deltas: list[torch.Tensor], densities: list[float], rescale: bool = False) -> None:
+    """magnitude_rescaled_ on each task vector, in parallel threads (torch releases the GIL; results do not
+    depend on it)."""
     workers = min(len(deltas), os.cpu_count() or 1)
     if workers == 1:
         for delta, density in zip(deltas, densities, strict=True):
-            magnitude_(delta, density)
+            magnitude_rescaled_(delta, density, rescale)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(magnitude_, deltas, densities))
+        list(pool.map(magnitude_rescaled_, deltas, densities, [rescale] * len(deltas)))
 
 
 def magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
@@ -128,3 +129,58 @@ def bernoulli(delta: torch.Tensor, density: float, rescale: bool, generator: tor
     mask = torch.bernoulli(torch.full_like(source, density), generator=generator)
     kept = source * mask
     return (rescale_l1(source, kept) if rescale else kept).to(delta.dtype)
+
+
+def magnitude_rescaled_(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tensor:
+    """magnitude_, then (if rescale and something was dropped) rescale_l1 against the untrimmed delta's L1 norm."""
+    if not rescale or density >= 1:
+        return magnitude_(delta, density)
+    before = delta.abs().sum()
+    magnitude_(delta, density)
+    after = delta.abs().sum()
+    if before >= 1e-7 and after >= 1e-7:
+        delta.mul_(before / after)
+    return delta
+
+
+def outliers(delta: torch.Tensor, density: float, gamma: float, rescale: bool) -> torch.Tensor:
+    """Model Breadcrumbs' trim: drop the gamma share of largest |delta| and then the smallest, keeping
+    int(density * numel) entries (fewer outliers are dropped when both cannot fit); optionally rescale_l1.
+
+    The kept ones are positions [n_bottom, n_bottom + kept) of the ascending sort of float32 |delta|, the same
+    sort call as mergekit's so that ties fall the same way.
+    """
+    if density >= 1:
+        return delta
+    total = delta.numel()
+    kept, top = int(density * total), int(gamma * total)
+    bottom = max(0, total - kept - top)
+    order = torch.sort(delta.abs().reshape(-1).float(), descending=False).indices
+    mask = torch.zeros(total, dtype=delta.dtype)
+    mask[order[bottom : bottom + kept]] = 1
+    trimmed = delta * mask.reshape(delta.shape)
+    return rescale_l1(delta, trimmed) if rescale else trimmed
+
+
+def della(
+    delta: torch.Tensor, density: float, epsilon: float, rescale: bool, generator: torch.Generator | None
+) -> torch.Tensor:
+    """DELLA's MagPrune: within each row, rank |delta| (1 = smallest); an entry of normalized rank r in [0, 1] is
+    kept with probability density - epsilon + 2 * epsilon * r (Bernoulli draws from `generator`), then the
+    kept ones are optionally rescaled to the L1 norm (rescale_l1). 1-D tensors are one row."""
+    if density >= 1:
+        return delta
+    if density <= 0:
+        return torch.zeros_like(delta)
+    work = delta.dtype if delta.dtype == torch.bfloat16 else torch.float32
+    rows = delta if delta.dim() >= 2 else delta.unsqueeze(0)
+    order = torch.argsort(rows.abs(), dim=1)
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(rows.shape[1]).expand_as(order).contiguous())
+    ranks = ranks.to(work) + 1
+    lowest, highest = ranks.min(dim=1, keepdim=True).values, ranks.max(dim=1, keepdim=True).values
+    normalized = ((ranks - lowest) / (highest - lowest)).clamp(0, 1)
+    probabilities = (density - epsilon) + normalized * 2 * epsilon
+    mask = torch.bernoulli(probabilities, generator=generator).to(work)
+    source = rows.to(work)
+    kept = source * mask
+    return (rescale_l1(source, kept) if rescale else kept).to(delta.dtype).reshape(delta.shape)
