@@ -24,6 +24,7 @@ def places(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("not a model\n")
     (tmp_path / "empty-dir").mkdir()
+    (tmp_path / "broken-link").symlink_to(tmp_path / "nowhere")
     bad_config = tmp_path / "bad-config"
     shutil.copytree(tiny_llama, bad_config)
     (bad_config / "config.json").write_text("{not json")
@@ -36,6 +37,7 @@ def places(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "bad_config": str(bad_config),
         "no_weights": str(no_weights),
         "out": str(tmp_path / "out"),
+        "link": str(tmp_path / "broken-link"),
     }
 
 
@@ -79,6 +81,7 @@ BAD_INPUTS = [
     pytest.param(_eval("--out", "{file}"), ["--out", "notes.txt", "not a directory"], id="eval-out-is-a-file"),
     pytest.param(_eval("--out", "{file}/results"), ["notes.txt", "not a directory"], id="eval-out-under-a-file"),
     pytest.param(_eval("--out", ""), ["--out", "empty"], id="eval-out-empty"),
+    pytest.param(_eval("--out", "{link}"), ["broken-link", "nowhere"], id="eval-out-broken-link"),
     pytest.param(_contamination("--n", "0"), ["--n 0"], id="contamination-n-zero"),
     pytest.param(_contamination("--samples", "0"), ["--samples 0"], id="contamination-samples-zero"),
     pytest.param(_contamination("--top-k", "-1"), ["--top-k -1"], id="contamination-top-k-negative"),

@@ -36,6 +36,8 @@ def out_dir_arg(text: str) -> Path:
 def check_out_dir(out: Path) -> None:
     """Refuse, before any work, an output that is an existing file or a directory dusk could not write into."""
     out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise DuskError(f"--out {out}: a broken symbolic link (to {os.readlink(out)}); expected a directory")
     if out.exists() and not out.is_dir():
         raise DuskError(f"--out {out}: exists and is not a directory (expected a directory for results.json)")
     if not out.exists():
