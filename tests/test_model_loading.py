@@ -58,3 +58,19 @@ def test_a_directory_without_weights_is_refused(tmp_path: Path, tiny_llama: Path
     shutil.copytree(tiny_llama, out, ignore=shutil.ignore_patterns("*.safetensors*"))
     with pytest.raises(DuskError, match="no weight files"):
         load_model(out)
+
+
+@pytest.mark.parametrize(
+    ("argv", "culprits"),
+    [
+        pytest.param(["info", "./runs/missing"], ["runs/missing", "no such model"], id="missing-path"),
+        pytest.param(["info", "model.gguf"], ["model.gguf", "no such model"], id="missing-gguf"),
+        pytest.param(["info", "smolm2"], ["'smolm2'", "smollm2-135m"], id="misspelt-builtin"),
+        pytest.param(["generate", "smollm2-135m", "hi", "--max-new-tokens", "0"], "--max-new-tokens", id="budget"),
+    ],
+)
+def test_model_arguments_are_refused_in_one_line(
+    argv: list[str], culprits, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_refused(argv, culprits, capsys, watch=[tmp_path])

@@ -76,9 +76,10 @@ def _upscale(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from dusk.models.generate import greedy_generate
+    from dusk.models.generate import check_budget, greedy_generate
     from dusk.models.io import resolve_model
 
+    check_budget(args.max_new_tokens)  # before a model is resolved (a GGUF may need converting first)
     text = greedy_generate(resolve_model(args.model), args.prompt, args.max_new_tokens, chat=args.chat)
     print(f"{args.prompt}{text}")
     return 0

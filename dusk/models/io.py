@@ -23,6 +23,8 @@ def resolve_model(arg: str | Path) -> Path:
     if text in BUILTIN_MODELS:
         return _resolve_builtin(text)
     path = Path(text).expanduser()
+    if not path.exists() and _looks_like_a_path(text):
+        raise DuskError(f"{path}: no such model directory or .gguf file")
     if not path.exists():
         builtin_model(text)  # raises the unknown-name error, listing the known names
     check_model_path(path)
@@ -31,6 +33,11 @@ def resolve_model(arg: str | Path) -> Path:
 
         return convert_gguf(path)
     return path
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A model argument meant as a path (not a built-in name): it has a folder part or a weight-file suffix."""
+    return "/" in text or text.startswith(("~", ".")) or text.endswith((".gguf", ".safetensors"))
 
 
 def check_model_path(path: Path) -> None:
