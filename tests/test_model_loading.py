@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from bad_input_helpers import assert_refused
+from recipe_fixtures import real_data_dir
 
 from dusk.errors import DuskError
 from dusk.models.io import load_model
@@ -39,6 +40,7 @@ def test_commands_refuse_pickled_weights(command, pickled_model: Path, monkeypat
     monkeypatch.delenv("DUSK_ALLOW_PICKLE", raising=False)
     argv = [str(pickled_model) if part == "MODEL" else part for part in command]
     if command[0] == "eval":
+        monkeypatch.setenv("DUSK_DATA_DIR", str(real_data_dir()))
         argv += ["--tasks", "arc_challenge", "--limit", "1", "--out", str(pickled_model.parent / "eval")]
     assert_refused(argv, ["pytorch_model.bin", "safetensors"], capsys, watch=[pickled_model])
 
