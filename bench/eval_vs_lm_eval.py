@@ -37,9 +37,10 @@ def _groups(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def worker_dusk(args: argparse.Namespace) -> dict:
     from dusk.eval import harness
+    from dusk.eval import run as eval_run
     from dusk.models.io import resolve_model
 
-    engine = harness.load_engine(resolve_model(args.model), "float32", args.batch_size)
+    engine = eval_run.load_engine(resolve_model(args.model), "float32", args.batch_size)
     times, predictions = {}, {}
     for group, tasks in _groups(args).items():
         start = time.perf_counter()

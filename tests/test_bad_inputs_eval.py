@@ -14,7 +14,8 @@ from bad_input_helpers import assert_refused, check_refusal, run_dusk
 from eval_task_fixtures import real_data_dir
 
 from dusk.cli import main
-from dusk.eval import contamination, harness
+from dusk.eval import contamination
+from dusk.eval import run as eval_run
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_missing_data_dir_is_refused_before_the_model_loads(
     places: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("DUSK_DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.setattr(harness, "load_engine", _must_not_run)
+    monkeypatch.setattr(eval_run, "load_engine", _must_not_run)
     assert_refused([arg.format(**places) for arg in _eval()], ["DUSK_DATA_DIR", "no-data"], capsys, watch=[tmp_path])
 
 
@@ -133,7 +134,7 @@ def test_unwritable_out_is_refused_before_the_work(
     real_access = os.access
     read_only = tmp_path.resolve()
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != read_only and real_access(path, mode))
-    monkeypatch.setattr(harness, "load_engine", _must_not_run)
+    monkeypatch.setattr(eval_run, "load_engine", _must_not_run)
     monkeypatch.setattr(contamination, "load_pair", _must_not_run)
     assert_refused([arg.format(**places) for arg in argv], ["out", "not writable"], capsys, watch=[tmp_path])
 
@@ -153,7 +154,7 @@ def _block_out_after(module, name: str, out: Path, monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(
     ("argv", "module", "loader", "samples"),
     [
-        (_eval("--max-new-tokens", "4"), harness, "load_engine", "samples_gsm8k.jsonl"),
+        (_eval("--max-new-tokens", "4"), eval_run, "load_engine", "samples_gsm8k.jsonl"),
         (_contamination("--samples", "2"), contamination, "load_pair", "samples_gsm8k.jsonl"),
     ],
     ids=["eval", "contamination"],

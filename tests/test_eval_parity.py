@@ -9,6 +9,7 @@ from eval_parity_helpers import compare, run_lm_eval
 from eval_task_fixtures import real_data_dir
 
 from dusk.eval import harness
+from dusk.eval import run as eval_run
 from dusk.models.io import load_model, load_tokenizer
 from dusk.models.tiny import build_tiny_model
 
@@ -30,7 +31,7 @@ def _parity(model_dir: Path, tmp_path: Path, tasks: list[str], limit: int, gen_l
     ll_tasks = [t for t in tasks if t != "gsm8k"]
     samples = run_lm_eval(model, tokenizer, ll_tasks, limit, tmp_path / "yaml", max_gen, batch=8)
     samples |= run_lm_eval(model, tokenizer, ["gsm8k"], gen_limit, tmp_path / "yaml-gen", max_gen, batch=1)
-    engine = harness.load_engine(model_dir, "float32", batch_size=8)
+    engine = eval_run.load_engine(model_dir, "float32", batch_size=8)
     runs = harness.evaluate(engine, ll_tasks, "harness", harness.Selection(limit=limit))
     runs += harness.evaluate(engine, ["gsm8k"], "harness", harness.Selection(limit=gen_limit), max_gen)
     assert sum(len(run.items) for run in runs) == limit * len(ll_tasks) + gen_limit

@@ -9,7 +9,8 @@ import pytest
 from eval_task_fixtures import real_data_dir
 
 from dusk.errors import DuskError
-from dusk.eval import commands, harness
+from dusk.eval import commands
+from dusk.eval import run as eval_run
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -54,10 +55,10 @@ def test_eval_writes_results_and_samples(tiny_llama: Path, tmp_path: Path, data:
 
 
 def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, data: Path):
-    cfg = harness.EvalConfig(
+    cfg = eval_run.EvalConfig(
         str(tiny_llama), ("winogrande", "mmlu"), tmp_path / "lb", mode="leaderboard", subset="tiny", max_new_tokens=4
     )
-    results = json.loads(harness.run(cfg).read_text())
+    results = json.loads(eval_run.run(cfg).read_text())
     assert results["tasks"]["winogrande"]["n"] == 100
     assert results["groups"]["mmlu"]["n"] == 100
     subject_means = [t["metrics"]["acc"]["value"] for name, t in results["tasks"].items() if name.startswith("mmlu_")]
@@ -67,18 +68,18 @@ def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, data
 
 def test_bad_input(tiny_llama: Path, tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(DuskError, match="unknown task 'arc'; known: .*arc_challenge"):
-        harness.EvalConfig("m", ("arc",), tmp_path)
+        eval_run.EvalConfig("m", ("arc",), tmp_path)
     with pytest.raises(DuskError, match="--limit must be a positive"):
-        harness.EvalConfig("m", ("h6",), tmp_path, limit=0)
+        eval_run.EvalConfig("m", ("h6",), tmp_path, limit=0)
     with pytest.raises(DuskError, match="unknown subset 'huge'"):
-        harness.run(harness.EvalConfig(str(tiny_llama), ("gsm8k",), tmp_path / "x", subset="huge"))
+        eval_run.run(eval_run.EvalConfig(str(tiny_llama), ("gsm8k",), tmp_path / "x", subset="huge"))
     bare = tmp_path / "no-tokenizer"
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_llama / name, bare / name)
     with pytest.raises(DuskError, match="no tokenizer files"):
-        harness.run(harness.EvalConfig(str(bare), ("gsm8k",), tmp_path / "y", limit=1))
+        eval_run.run(eval_run.EvalConfig(str(bare), ("gsm8k",), tmp_path / "y", limit=1))
     monkeypatch.setenv("DUSK_DATA_DIR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DuskError, match=r"data file missing for 'gsm8k': looked for .*gsm8k/test.jsonl.*DUSK_DATA_DIR"):
-        harness.run(harness.EvalConfig(str(tiny_llama), ("gsm8k",), tmp_path / "z", limit=1))
+        eval_run.run(eval_run.EvalConfig(str(tiny_llama), ("gsm8k",), tmp_path / "z", limit=1))

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from dusk.eval.harness import EvalConfig, run
+    from dusk.eval.run import EvalConfig, run
 
     out = args.out or Path("runs") / "eval" / Path(os.path.abspath(args.model)).name.removesuffix(".gguf")
     cfg = EvalConfig(

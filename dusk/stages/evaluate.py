@@ -35,8 +35,8 @@ def _eval_data_files(cfg: Any) -> list[Path]:
 EVAL = StageKind(
     name="eval",
     summary="score a model on H6 tasks (dusk eval); its numbers fill the report's tables",
-    schema=lazy_schema("dusk.eval.harness", "EvalConfig"),
-    run=lazy_run_into_out("dusk.eval.harness"),
+    schema=lazy_schema("dusk.eval.run", "EvalConfig"),
+    run=lazy_run_into_out("dusk.eval.run"),
     prepare=set_out,
     collect=eval_result,
     data_files=_eval_data_files,

@@ -3,8 +3,13 @@
 python -c "from dusk.eval.tasks.registry import expand_tasks; print(expand_tasks(['h6'])[:3])"
 """
 
+import dusk.eval.tasks.arc as arc
+import dusk.eval.tasks.gsm8k as gsm8k
+import dusk.eval.tasks.hellaswag as hellaswag
+import dusk.eval.tasks.mmlu as mmlu
+import dusk.eval.tasks.truthfulqa as truthfulqa
+import dusk.eval.tasks.winogrande as winogrande
 from dusk.errors import DuskError
-from dusk.eval.tasks import arc, gsm8k, hellaswag, mmlu, truthfulqa, winogrande
 from dusk.eval.tasks.base import Task
 
 H6 = ("arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "winogrande", "gsm8k")
