@@ -76,3 +76,13 @@ def test_tokenizer_source_picks_whose_tokenizer_is_copied(merge_models: list[Pat
     config.write_text(base + models + "tokenizer_source: nobody\n")
     assert dusk(str(config), "--out", str(tmp_path / "out2")) == 2
     assert not (tmp_path / "out2").exists()
+
+
+def test_help_lists_every_registered_method() -> None:
+    """The static method list of `dusk merge --help` names exactly the registered methods (no torch at parse)."""
+    from dusk.merge.commands import METHODS_HELP
+    from dusk.merge.methods import METHODS
+
+    listed = {line.split()[0] for line in METHODS_HELP.splitlines()[1:] if line.strip()}
+    assert listed == set(METHODS)
+    assert all(METHODS[name].doc and (METHODS[name].reference or name == "passthrough") for name in METHODS)

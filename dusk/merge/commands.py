@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="merge models (mergekit 0.1.5's methods: linear, ties, dare_ties, slerp, della, model_stock, ...)",
         description="Merge models from a mergekit-style YAML config (CONFIG.yaml), or name the models "
         "and the method directly (MODEL MODEL ... --method M).",
-        epilog=_methods_epilog(),
+        epilog=METHODS_HELP.replace("%", "%%"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     merge.add_argument("inputs", nargs="+", metavar="CONFIG.yaml | MODEL", help="a merge config, or the models")
@@ -35,23 +35,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.set_defaults(handler=_merge)
 
 
-def _methods_epilog() -> str:
-    """One line per merge method: its name, its formula's first sentence, its parameters (docs/merge.md: more)."""
-    from dusk.merge.methods import METHODS
-
-    lines = ["merge methods (formulas, papers and parameters: docs/merge.md):"]
-    for name in sorted(METHODS):
-        method = METHODS[name]
-        summary = " ".join(method.doc.split())
-        summary = summary if len(summary) <= 110 else summary[:107] + "..."
-        flags = ("base required" if method.needs_base else "base optional" if method.takes_base else "no base") + (
-            ", random (--seed)" if method.random else ""
-        )
-        lines.append(f"  {name}: {summary}")
-        lines.append(f"      {flags}; parameters: {', '.join(method.param_names) or 'none'}")
-        if method.reference:
-            lines.append(f"      paper: {method.reference}")
-    return "\n".join(lines).replace("%", "%%")
+# `dusk merge --help`'s list of methods: static text, so building the parser imports no torch
+# (tests/test_merge_cli.py checks it names every registered method). Formulas in full: docs/merge.md.
+METHODS_HELP = """\
+merge methods (x_i the models, b the base, d_i = x_i - b, w_i weights; formulas in full: docs/merge.md):
+  linear            sum w_i x_i / sum w_i                                  [2203.05482] weight, normalize
+  task_arithmetic   b + lambda sum w_i d_i                        base     [2212.04089] weight, lambda, ...
+  ties              top-density trim, sign election, disjoint mean base    [2306.01708] weight, density, ...
+  dare_ties         random drop (1 - density) + rescale, then TIES base    [2311.03099] random: --seed
+  dare_linear       random drop + rescale, then task arithmetic    base    [2311.03099] random: --seed
+  breadcrumbs       drop the gamma largest and smallest |d_i|      base    [2312.06795] density, gamma
+  breadcrumbs_ties  breadcrumbs' trim, then TIES's sign election   base    [2312.06795] density, gamma
+  della             rank-weighted random drop (MagPrune), TIES     base    [2406.11617] random: --seed, epsilon
+  della_linear      MagPrune, then task arithmetic                 base    [2406.11617] random: --seed, epsilon
+  slerp             spherical interpolation of 2 models            base    [wiki Slerp] t
+  nuslerp           SLERP of 2 models or their task vectors  base optional [mergekit] weight, nuslerp_*
+  multislerp        barycentric SLERP of N models           base optional [goddard.blog] weight
+  karcher           Riemannian mean on the unit sphere                     [2603.04972] max_iter, tol
+  model_stock       t * mean x_i + (1 - t) b, t from task-vector angles    [2403.19522] filter_wise (3+ models)
+  sce               select by variance, weight by energy, TIES     base    [2408.07990] select_topk
+  nearswap          take x where |x - b| < t, blend near it        base    [QuartetAnemoi] t (2 models)
+  arcee_fusion      take x where |x - b| * KL is an outlier        base    [arcee.ai] (2 models)
+  ram               average the task vectors moving each entry    base    [2601.13572] epsilon
+  ramplus_tl        RAM, boosting each model's unique entries      base    [2601.13572] r, alpha, epsilon
+  passthrough       one model's tensor (times scale); stacks slices        scale
+"""
 
 
 def _weights(text: str | None) -> list[float] | None:
