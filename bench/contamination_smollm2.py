@@ -21,9 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from contamination_fixtures import finetune_on_texts  # noqa: E402
 
-from dusk.eval.contamination import ContaminationConfig, run  # noqa: E402
-from dusk.eval.contamination_items import DATASETS, select_items, task_items  # noqa: E402
-from dusk.eval.contamination_report import TITLES  # noqa: E402
+from dusk.contamination.items import DATASETS, select_items, task_items  # noqa: E402
+from dusk.contamination.report import TITLES  # noqa: E402
+from dusk.contamination.run import ContaminationConfig, run  # noqa: E402
 from dusk.models.io import resolve_model  # noqa: E402
 
 

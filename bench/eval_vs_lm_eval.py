@@ -60,7 +60,9 @@ def worker_lm_eval(args: argparse.Namespace) -> dict:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from dusk.eval.lm_eval_yaml import write_lm_eval_tasks
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # lm_eval_yaml lives with the parity tests
+    from lm_eval_yaml import write_lm_eval_tasks
+
     from dusk.models.io import resolve_model
 
     lm = HFLM(pretrained=str(resolve_model(args.model)), batch_size=args.batch_size, dtype="float32", device="cpu")

@@ -16,9 +16,9 @@ from dusk.errors import DuskError
 def _register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Every area's subcommands, in the order `dusk --help` lists them (each module imports no torch at load)."""
     from dusk import recipe_commands
+    from dusk.contamination import commands as contamination_commands
     from dusk.data import commands as data_commands
     from dusk.eval import commands as eval_commands
-    from dusk.eval import contamination_commands
     from dusk.merge import commands as merge_commands
     from dusk.models import commands as model_commands
     from dusk.train import commands as train_commands

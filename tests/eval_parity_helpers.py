@@ -3,8 +3,9 @@
 import json
 from pathlib import Path
 
+from lm_eval_yaml import write_lm_eval_tasks
+
 from dusk.eval import harness
-from dusk.eval.lm_eval_yaml import write_lm_eval_tasks
 
 GAP = 1e-4  # a differing prediction is allowed only when lm-eval's top two log-likelihoods are this close
 LL_TOL = 1e-3  # per-choice log-likelihood tolerance

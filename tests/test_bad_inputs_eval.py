@@ -14,7 +14,7 @@ from bad_input_helpers import assert_refused, check_refusal, run_dusk
 from eval_task_fixtures import real_data_dir
 
 from dusk.cli import main
-from dusk.eval import contamination
+from dusk.contamination import run as contamination
 from dusk.eval import run as eval_run
 
 

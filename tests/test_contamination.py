@@ -13,10 +13,8 @@ import pytest
 import torch
 from eval_task_fixtures import real_data_dir
 
-from dusk.errors import DuskError
-from dusk.eval import contamination_commands
-from dusk.eval.contamination import ContaminationConfig, load_pair, run, score_item
-from dusk.eval.contamination_items import (
+from dusk.contamination import commands as contamination_commands
+from dusk.contamination.items import (
     DATASETS,
     Item,
     expand_task_names,
@@ -25,8 +23,10 @@ from dusk.eval.contamination_items import (
     split_prefix,
     task_items,
 )
-from dusk.eval.contamination_lm import sample_continuations, score_rows
-from dusk.eval.min_k_prob import min_k_prob, min_k_profile
+from dusk.contamination.min_k import min_k_prob, min_k_profile
+from dusk.contamination.run import ContaminationConfig, load_pair, run, score_item
+from dusk.contamination.scoring import sample_continuations, score_rows
+from dusk.errors import DuskError
 from dusk.hashing import sha256_dir
 from dusk.models.io import load_model, load_tokenizer
 from dusk.models.tiny import train_tiny_tokenizer
@@ -142,7 +142,7 @@ def test_item_score_is_the_share_of_samples_the_model_finds_easier(tiny_llama: P
     item = Item("demo", "0", TEXTS[0])
     scored = score_item(pair, item, cfg)
     # Recompute independently: the same draw, then each row's mean NLL from a plain forward of prefix + row.
-    from dusk.eval.contamination import item_seed
+    from dusk.contamination.run import item_seed
 
     split = split_prefix(TEXTS[0])
     prefix = pair.tokenizer(split.prefix)["input_ids"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from eval_task_fixtures import real_data_dir
 
-from dusk.eval import contamination_commands
+from dusk.contamination import commands as contamination_commands
 from dusk.models.io import resolve_model
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ import torch
 from contamination_fixtures import finetune_on_texts
 from eval_task_fixtures import real_data_dir
 
-from dusk.eval.benchmark_docs import load_docs
-from dusk.eval.contamination import ContaminationConfig, load_pair, run_task
-from dusk.eval.contamination_items import task_items
+from dusk.contamination.items import task_items
+from dusk.contamination.run import ContaminationConfig, load_pair, run_task
+from dusk.data.benchmarks import load_docs
 from dusk.models.tiny import build_tiny_model
 
 

@@ -131,7 +131,7 @@ def data_env(monkeypatch):
 
 
 def test_real_benchmarks_catch_planted_items_and_report(data_env, tmp_path):
-    from dusk.eval.benchmark_docs import load_docs
+    from dusk.data.benchmarks import load_docs
 
     gsm = load_docs("gsm8k", "test")[5]
     arc = load_docs("arc_challenge", "test")[100]

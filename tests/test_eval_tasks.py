@@ -6,9 +6,9 @@ import random
 import pytest
 from eval_task_fixtures import real_data_dir
 
+from dusk.data.benchmarks import load_docs, scored_items
 from dusk.errors import DuskError
 from dusk.eval import metrics
-from dusk.eval.benchmark_docs import load_docs, scored_items
 from dusk.eval.fewshot import plan_fewshot
 from dusk.eval.subsets import draw_tiny, load_subset
 from dusk.eval.tasks import expand_tasks, get_task

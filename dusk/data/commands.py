@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _h6() -> tuple[str, ...]:
-    return ("arc_challenge", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
+    from dusk.h6 import H6_DATASETS
+
+    return H6_DATASETS
 
 
 def _list(_args: argparse.Namespace) -> int:

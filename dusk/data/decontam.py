@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from dusk.data.dedup import exact_duplicates, near_duplicates
 from dusk.data.ngrams import MIN_WORDS, Item, Match, NgramIndex
 from dusk.errors import DuskError
+from dusk.h6 import H6_DATASETS
 
-H6_TASKS = ("arc_challenge", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
+H6_TASKS = H6_DATASETS  # decontamination names a benchmark by its data folder
 TASK_ALIASES = {"truthfulqa_mc2": "truthfulqa", "truthfulqa_mc": "truthfulqa", "arc": "arc_challenge"}
 RULES = ("task_name", "ngram", "exact_dup", "near_dup")
 # The SOLAR paper's Table 8: FLAN tasks dropped from the instruction data because they are benchmark-derived.
@@ -95,11 +96,11 @@ def check_tasks(tasks: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def benchmark_items_for(tasks: tuple[str, ...] | list[str]) -> list[Item]:
-    """Scored items of the given H6 tasks, read through dusk.eval.benchmark_docs.scored_items."""
+    """Scored items of the given H6 tasks, read through dusk.data.benchmarks.scored_items."""
     try:
-        from dusk.eval.benchmark_docs import scored_items
+        from dusk.data.benchmarks import scored_items
     except ImportError as exc:
-        raise DuskError("benchmark items need dusk.eval.benchmark_docs.scored_items, which is not available") from exc
+        raise DuskError("benchmark items need dusk.data.benchmarks.scored_items, which is not available") from exc
     items = []
     for name in check_tasks(tasks):
         items.extend(Item(name, str(doc_id), question, answer) for doc_id, question, answer in scored_items(name))

@@ -25,10 +25,11 @@ from dusk.data.readers import (
     read_tsv,
 )
 from dusk.errors import DuskError
+from dusk.h6 import H6_DATASETS
 from dusk.settings import data_dir
 
 log = logging.getLogger(__name__)
-BENCHMARKS = ("arc_challenge", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
+BENCHMARKS = H6_DATASETS  # their scored items are never training data
 
 
 @dataclass(frozen=True)
@@ -392,7 +393,7 @@ def load_records(name_or_path: str | Path, kind: str | None = None, skip_invalid
 
 
 def benchmark_items(name: str) -> list[dict]:
-    """The scored items of a benchmark as `{"doc_id", "question", "answer"}` (from dusk.eval.benchmark_docs)."""
+    """The scored items of a benchmark as `{"doc_id", "question", "answer"}` (from dusk.data.benchmarks)."""
     from dusk.data.decontam import benchmark_items_for
 
     return [

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from dusk.eval.output import out_dir_arg
+from dusk.run_output import out_dir_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

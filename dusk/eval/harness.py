@@ -6,25 +6,17 @@ DUSK_DATA_DIR=../shared/data dusk eval smollm2-135m --tasks arc_challenge --limi
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dusk.data.benchmarks import load_docs
 from dusk.errors import DuskError
 from dusk.eval import metrics
-from dusk.eval.benchmark_docs import load_docs
 from dusk.eval.fewshot import plan_fewshot
 from dusk.eval.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
 from dusk.eval.subsets import subset_ids
 from dusk.eval.tasks import Task, get_task
 from dusk.eval.tasks.base import Mode, generation_request, loglikelihood_requests
 from dusk.eval.tasks.mmlu import CATEGORY_OF
-from dusk.eval.tasks.registry import H6
-
-H6_HEADLINES = {  # task or group -> the metric the Open LLM Leaderboard reports for it
-    "arc_challenge": "acc_norm",
-    "hellaswag": "acc_norm",
-    "mmlu": "acc",
-    "truthfulqa_mc2": "mc2",
-    "winogrande": "acc",
-    "gsm8k": "exact_match",
-}
+from dusk.h6 import H6_TASKS as H6
+from dusk.h6 import HEADLINE_METRIC
 
 
 @dataclass(frozen=True)
@@ -222,7 +214,7 @@ def h6_aggregate(runs: Sequence[TaskRun], mmlu: Aggregate | None) -> Aggregate |
                 return None
             scores[name] = mmlu.value
         elif name in by_name:
-            scores[name] = by_name[name].values[H6_HEADLINES[name]]
+            scores[name] = by_name[name].values[HEADLINE_METRIC[name]]
         else:
             return None
     n = sum(len(run.items) for run in runs if run.task.name in H6 or run.task.group == "mmlu")

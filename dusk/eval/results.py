@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 from dusk import __version__
-from dusk.eval.benchmark_docs import source_file
+from dusk.data.benchmarks import source_file
 from dusk.eval.fewshot import HARNESS_FEWSHOT_SEED, LEADERBOARD_SEED
 from dusk.eval.harness import Aggregate, Item, TaskRun
-from dusk.eval.output import RESULTS, samples_name, write_run_files
 from dusk.eval.requests import GenerationRequest
 from dusk.hashing import sha256_file
+from dusk.run_output import RESULTS, samples_name, write_run_files
 
 
 def data_hashes(runs: list[TaskRun]) -> dict[str, str]:

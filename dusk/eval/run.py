@@ -10,12 +10,12 @@ from pathlib import Path
 
 from dusk.errors import DuskError
 from dusk.eval.harness import Selection, h6_aggregate, mmlu_aggregate, prepare_runs, score_runs
-from dusk.eval.output import check_out_dir
 from dusk.eval.results import write_results
 from dusk.eval.subsets import subset_ids
 from dusk.eval.tasks import expand_tasks
 from dusk.eval.tasks.base import MODES, Mode
 from dusk.hashing import sha256_dir
+from dusk.run_output import check_out_dir
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dusk.h6 import H6
 from dusk.store import Store, TrainingSummary
 
-COLUMNS = (  # (store task name, column title), in the paper's order
-    ("h6", "H6 (Avg.)"),
-    ("arc_challenge", "ARC"),
-    ("hellaswag", "HellaSwag"),
-    ("mmlu", "MMLU"),
-    ("truthfulqa_mc2", "TruthfulQA"),
-    ("winogrande", "Winogrande"),
-    ("gsm8k", "GSM8K"),
-)
+COLUMNS = (("h6", "H6 (Avg.)"), *((b.task, b.title) for b in H6))  # (store task name, column title), paper's order
 TYPES = {"upscale": "Pretrained", "pretrain": "Pretrained", "sft": "Instruction-tuned", "dpo": "Alignment-tuned",
          "sdpo": "Alignment-tuned"}  # fmt: skip
 MODEL_KINDS = ("upscale", "pretrain", "sft", "dpo", "sdpo", "merge")

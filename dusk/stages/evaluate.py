@@ -6,7 +6,7 @@ python -c "from dusk.stages.evaluate import EVAL; print(EVAL.normalize({'tasks':
 from pathlib import Path
 from typing import Any
 
-from dusk.stages.adapters import lazy_run_into_out, lazy_schema, set_out
+from dusk.stages.adapters import set_out
 from dusk.stages.kind import StageKind
 from dusk.stages.results import eval_result
 
@@ -20,7 +20,7 @@ def split_task_list(raw: dict) -> dict:
 
 def _eval_data_files(cfg: Any) -> list[Path]:
     """The benchmark files the evaluated tasks read (their scored split and, with few-shot, the few-shot split)."""
-    from dusk.eval.benchmark_docs import source_file
+    from dusk.data.benchmarks import source_file
     from dusk.eval.tasks import expand_tasks, get_task
 
     files = set()
@@ -32,11 +32,24 @@ def _eval_data_files(cfg: Any) -> list[Path]:
     return sorted(files)
 
 
+def _eval_schema() -> type:
+    from dusk.eval.run import EvalConfig
+
+    return EvalConfig
+
+
+def _eval_run(cfg: Any) -> Path:
+    from dusk.eval.run import run
+
+    run(cfg)
+    return cfg.out
+
+
 EVAL = StageKind(
     name="eval",
     summary="score a model on H6 tasks (dusk eval); its numbers fill the report's tables",
-    schema=lazy_schema("dusk.eval.run", "EvalConfig"),
-    run=lazy_run_into_out("dusk.eval.run"),
+    schema=_eval_schema,
+    run=_eval_run,
     prepare=set_out,
     collect=eval_result,
     data_files=_eval_data_files,

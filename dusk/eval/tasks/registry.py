@@ -11,8 +11,9 @@ import dusk.eval.tasks.truthfulqa as truthfulqa
 import dusk.eval.tasks.winogrande as winogrande
 from dusk.errors import DuskError
 from dusk.eval.tasks.base import Task
+from dusk.h6 import H6_TASKS
 
-H6 = ("arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "winogrande", "gsm8k")
+H6 = H6_TASKS
 
 
 def _build(modules: tuple) -> dict[str, Task]:

@@ -1,4 +1,4 @@
-"""Where an evaluation's files go (`dusk eval`, `dusk contamination`): the output directory is checked before any
+"""Where a run's result files go (`dusk eval`, `dusk contamination`): the output directory is checked before any
 work, a run's files are written together (results.json replaced last), the samples files an earlier run left for
 other tasks are removed, and when the directory cannot be written at the end the results are kept in a fresh
 temporary directory that the error names.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dusk.atomic import atomic_output_file, check_writable_parent
 from dusk.errors import DuskError
+from dusk.h6 import H6_TASKS
 
 RESULTS = "results.json"
 SAMPLES_NAME = re.compile(r"samples_(?P<task>[A-Za-z0-9_]+)\.jsonl")
@@ -47,11 +48,11 @@ def check_out_dir(out: Path) -> None:
 
 
 def dusk_task_names() -> set[str]:
-    """Every task name a samples file of `dusk eval` or `dusk contamination` can carry."""
-    from dusk.eval.contamination_items import DATASETS
+    """Every task name a samples file of `dusk eval` or `dusk contamination` can carry (contamination names its
+    samples after the H6 task names, which the eval registry holds)."""
     from dusk.eval.tasks.registry import TASKS
 
-    return set(TASKS) | set(DATASETS)
+    return set(TASKS) | set(H6_TASKS)
 
 
 def stale_samples(out: Path, keep: set[str]) -> list[Path]:

@@ -4,7 +4,7 @@ Records come back in the shape lm-evaluation-harness sees them for the Hugging F
 (ARC: `question`/`choices{text,label}`/`answerKey`; MMLU: `question`/`subject`/`choices`/`answer`; ...), so the
 task modules can be written against the harness's task definitions.
 
-    DUSK_DATA_DIR=../shared/data python -c "from dusk.eval.benchmark_docs import *; print(load_docs('gsm8k', 'test'))"
+    DUSK_DATA_DIR=../shared/data python -c "from dusk.data.benchmarks import *; print(load_docs('gsm8k', 'test'))"
 """
 
 import bz2
@@ -16,6 +16,7 @@ from pathlib import Path
 from dusk.data.paths import data_file
 from dusk.data.readers import read_jsonl_objects
 from dusk.errors import DuskError
+from dusk.h6 import H6_DATASETS
 
 ARC_FILES = {"train": "Train", "validation": "Dev", "test": "Test"}
 WINOGRANDE_FILES = {
@@ -28,7 +29,6 @@ WINOGRANDE_FILES = {
     "train_xs": "train_xs",
 }
 MMLU_SPLITS = ("dev", "val", "test")
-H6_DATASETS = ("arc_challenge", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
 
 
 def _bad(path: Path, line: int, what: str) -> DuskError:

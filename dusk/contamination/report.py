@@ -10,18 +10,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dusk import __version__
-from dusk.eval.contamination_items import DATASETS
-from dusk.eval.output import RESULTS, samples_name, write_run_files
+from dusk.contamination.items import DATASETS
+from dusk.h6 import TITLE_OF_TASK
 from dusk.hashing import sha256_dir, sha256_file
+from dusk.run_output import RESULTS, samples_name, write_run_files
 
-TITLES = {
-    "arc_challenge": "ARC",
-    "hellaswag": "HellaSwag",
-    "mmlu": "MMLU",
-    "truthfulqa_mc2": "TruthfulQA",
-    "winogrande": "Winogrande",
-    "gsm8k": "GSM8K",
-}
+TITLES = TITLE_OF_TASK  # the table's column titles, as in the H6 report
 SPLITS = {"arc_challenge": "test", "hellaswag": "validation", "truthfulqa": "validation", "winogrande": "validation"}
 HEADLINE_K = "20"  # the Min-K% shown in the table (Shi et al.'s recommended k); every k is in results.json
 
@@ -118,7 +112,7 @@ def format_table(
 
 def data_hashes(tasks: list[str]) -> dict[str, str]:
     """sha256 of every benchmark file the tasks read."""
-    from dusk.eval.benchmark_docs import mmlu_subjects, source_file
+    from dusk.data.benchmarks import mmlu_subjects, source_file
 
     files = []
     for task in tasks:

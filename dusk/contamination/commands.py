@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from dusk.contamination.config import DEFAULT_SAMPLES, ContaminationConfig
 from dusk.errors import DuskError
-from dusk.eval.contamination_config import DEFAULT_SAMPLES, ContaminationConfig
-from dusk.eval.output import out_dir_arg
+from dusk.run_output import out_dir_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def flag_problems(exc: ValidationError) -> str:
 
 
 def _contamination(args: argparse.Namespace) -> int:
-    from dusk.eval.contamination import run  # torch: imported only when the test runs
+    from dusk.contamination.run import run  # torch: imported only when the test runs
 
     out = args.out or Path("runs") / f"contamination-{Path(os.path.abspath(args.model)).name}"
     try:

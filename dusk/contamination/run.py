@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from dusk.contamination.config import ContaminationConfig
+from dusk.contamination.items import Item, expand_task_names, select_items, split_prefix, task_items
+from dusk.contamination.min_k import min_k_profile
+from dusk.contamination.scoring import sample_continuations, score_rows
 from dusk.errors import DuskError
-from dusk.eval.contamination_config import ContaminationConfig
-from dusk.eval.contamination_items import Item, expand_task_names, select_items, split_prefix, task_items
-from dusk.eval.contamination_lm import sample_continuations, score_rows
-from dusk.eval.min_k_prob import min_k_profile
-from dusk.eval.output import check_out_dir
+from dusk.run_output import check_out_dir
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def run(cfg: ContaminationConfig, items_by_task: dict[str, list[Item]] | None = 
     `items_by_task` replaces the benchmark files (tests use it to run on texts they build); by default each task's
     items come from `$DUSK_DATA_DIR`.
     """
-    from dusk.eval.contamination_report import write_outputs
+    from dusk.contamination.report import write_outputs
 
     if cfg.dtype not in ("float32", "bfloat16"):
         raise DuskError(f"dtype {cfg.dtype!r}: expected float32 or bfloat16")

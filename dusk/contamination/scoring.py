@@ -7,7 +7,7 @@
 
 No padding is ever needed: every row of a call has the same length.
 
-    python -c "from dusk.eval.contamination_lm import sample_continuations; help(sample_continuations)"
+    python -c "from dusk.contamination.scoring import sample_continuations; help(sample_continuations)"
 """
 
 import copy

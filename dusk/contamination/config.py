@@ -1,7 +1,7 @@
 """Settings of the contamination test (`dusk contamination`), kept apart from the test itself so the CLI can
 read their defaults without importing torch.
 
-    python -c "from dusk.eval.contamination_config import *; print(ContaminationConfig(model='m', reference='r'))"
+    python -c "from dusk.contamination.config import *; print(ContaminationConfig(model='m', reference='r'))"
 """
 
 from pathlib import Path

@@ -10,7 +10,7 @@ natural form, its 40% word prefix, and the seeded choice of which items to test.
 | winogrande | the sentence with its `_` blank filled by the correct option |
 | gsm8k | question + " " + the full reference solution (with its `<<...>>` notes and `#### N` line) |
 
-    DUSK_DATA_DIR=../shared/data python -c "from dusk.eval.contamination_items import *; print(task_items('gsm8k')[0])"
+    DUSK_DATA_DIR=../shared/data python -c "from dusk.contamination.items import *; print(task_items('gsm8k')[0])"
 """
 
 import math
@@ -19,16 +19,10 @@ import re
 from dataclasses import dataclass
 
 from dusk.errors import DuskError
+from dusk.h6 import DATASET_OF_TASK
 
 # Task name (as in `dusk eval`) -> dataset name of `benchmark_docs.scored_items`.
-DATASETS = {
-    "arc_challenge": "arc_challenge",
-    "hellaswag": "hellaswag",
-    "mmlu": "mmlu",
-    "truthfulqa_mc2": "truthfulqa",
-    "winogrande": "winogrande",
-    "gsm8k": "gsm8k",
-}
+DATASETS = DATASET_OF_TASK  # task name (as `dusk eval` spells it) -> benchmark data folder
 GROUPS = {"h6": tuple(DATASETS)}
 
 
@@ -73,7 +67,7 @@ def natural_text(task: str, question: str, answer: str) -> str:
 
 def task_items(task: str) -> list[Item]:
     """Every scored item of `task` as an Item, in split order (reads `$DUSK_DATA_DIR`)."""
-    from dusk.eval.benchmark_docs import scored_items
+    from dusk.data.benchmarks import scored_items
 
     if task not in DATASETS:
         expand_task_names([task])  # raises the unknown-name error

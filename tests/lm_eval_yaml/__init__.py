@@ -6,7 +6,7 @@ overrides only where the data comes from (`dataset_path: json`, `data_files` on 
 written as JSON Lines next to the YAMLs in that shape (HellaSwag as `activity_label`/`ctx_a`/`ctx_b=""`/`endings`,
 so lm-eval's own `process_docs` cleans it). Paths are machine-local, so the YAMLs are generated, not shipped.
 
-    DUSK_DATA_DIR=../shared/data python -m dusk.eval.lm_eval_yaml /tmp/lmt gsm8k
+    cd tests && DUSK_DATA_DIR=../../shared/data python -m lm_eval_yaml /tmp/lmt gsm8k
     lm-eval --model hf --model_args pretrained=DIR --include_path /tmp/lmt --tasks dusk_gsm8k --limit 5
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from dusk.data.benchmarks import WINOGRANDE_FILES, load_docs
 from dusk.data.paths import data_file
 from dusk.errors import DuskError
-from dusk.eval.benchmark_docs import WINOGRANDE_FILES, load_docs
 from dusk.eval.tasks import get_task
 
 PREFIX = "dusk_"

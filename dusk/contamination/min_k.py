@@ -2,7 +2,7 @@
 
 A text the model has seen in training has few very unlikely tokens, so its Min-K% Prob is closer to 0.
 
-    python -c "import torch; from dusk.eval.min_k_prob import *; print(min_k_prob(torch.tensor([-1., -5.]), 50))"
+    python -c "import torch; from dusk.contamination.min_k import *; print(min_k_prob(torch.tensor([-1., -5.]), 50))"
 """
 
 import math
