@@ -12,7 +12,8 @@ mergekit's output cast to it.
 import torch
 import torch.nn.functional as F
 
-from dusk.merge.methods import Group, Param, register, sign_agreement
+from dusk.merge.methods_basic import sign_agreement
+from dusk.merge.registry import Group, Param, register
 
 
 @register(

@@ -10,7 +10,7 @@ float32, float16 and bfloat16 when both run single-threaded.
 import torch
 
 from dusk.errors import DuskError
-from dusk.merge.methods import WEIGHT, Group, Param, register
+from dusk.merge.registry import WEIGHT, Group, Param, register
 
 NUSLERP_EPS = 1e-8
 
