@@ -39,15 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from dusk.recipe import load_recipe
-    from dusk.runner import run_recipe
+    from dusk.runner import plan_text, run_recipe
     from dusk.store import open_store
 
     recipe = load_recipe(args.recipe, args.overrides)
     run_dir = args.run_dir or Path("runs") / recipe.name
-    outcome = run_recipe(recipe, run_dir, dry_run=args.dry_run, keep_checkpoints=args.keep_checkpoints)
-    if isinstance(outcome, str):
-        print(outcome)
+    if args.dry_run:
+        print(plan_text(recipe, run_dir))
         return 0
+    outcome = run_recipe(recipe, run_dir, keep_checkpoints=args.keep_checkpoints)
     counts = {state: list(outcome.states.values()).count(state) for state in ("ran", "resumed", "cached")}
     print(f"run {outcome.run_id} of {recipe.name} finished in {outcome.seconds:.1f} s: "
           + ", ".join(f"{n} {state}" for state, n in counts.items()))  # fmt: skip

@@ -293,16 +293,12 @@ class RunSummary:
     seconds: float
 
 
-def run_recipe(
-    recipe: Recipe, run_dir: Path, dry_run: bool = False, show_progress: bool = True, keep_checkpoints: bool = False
-) -> RunSummary | str:
-    """Execute the recipe in `run_dir` (or, with dry_run, return the plan as text without doing any work).
+def run_recipe(recipe: Recipe, run_dir: Path, show_progress: bool = True, keep_checkpoints: bool = False) -> RunSummary:
+    """Execute the recipe in `run_dir`, holding the run directory's lock (`plan_text` shows what would run).
 
     A training stage's checkpoints are deleted once its artifact is complete, unless `keep_checkpoints`.
     """
     run_dir = Path(run_dir)
-    if dry_run:
-        return _dry_run(recipe, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with hold_run_dir(run_dir):
         store = open_store(run_dir)
@@ -315,8 +311,9 @@ def run_recipe(
             store.close()
 
 
-def _dry_run(recipe: Recipe, run_dir: Path) -> str:
-    """The plan as text; a run directory that does not exist yet is not created."""
+def plan_text(recipe: Recipe, run_dir: Path) -> str:
+    """The plan as text (`dusk run --dry-run`): each stage cached, resumable or to run. Nothing is created."""
+    run_dir = Path(run_dir)
     if not (run_dir / "results.sqlite").is_file():
         with tempfile.TemporaryDirectory() as empty:
             store = open_store(Path(empty))

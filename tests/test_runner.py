@@ -8,7 +8,7 @@ import yaml
 
 from dusk.errors import DuskError
 from dusk.recipe import load_recipe
-from dusk.runner import artifact_path, run_recipe
+from dusk.runner import artifact_path, plan_text, run_recipe
 from dusk.store import open_store
 
 
@@ -39,7 +39,7 @@ def test_runs_in_order_then_everything_is_cached(tmp_path: Path, tiny_llama_4: P
     mtimes = {s: (artifact_path(run_dir, s) / "config.json").stat().st_mtime_ns for s in first.states}
     assert all((run_dir / "logs" / f"{s}.log").read_text() for s in first.states)
 
-    plan = run_recipe(load_recipe(path), run_dir, dry_run=True)
+    plan = plan_text(load_recipe(path), run_dir)
     assert plan.count("cached") == 4 + 1 and "0 resumable, 0 to run" in plan
 
     second = run_recipe(load_recipe(path), run_dir, show_progress=False)
@@ -54,7 +54,7 @@ def test_changing_a_field_reruns_that_stage_and_its_descendants_only(tmp_path: P
     path, run_dir = chain_recipe(tmp_path, tiny_llama_4), tmp_path / "run"
     run_recipe(load_recipe(path), run_dir, show_progress=False)
     changed = load_recipe(path, ["dus2.drop=3"])  # 6 -> 6 layers
-    plan = run_recipe(changed, run_dir, dry_run=True)
+    plan = plan_text(changed, run_dir)
     lines = {line.split()[1]: line for line in plan.splitlines()[1:-1]}
     assert "cached" in lines["dus"] and "cached" in lines["side"]
     assert "to run" in lines["dus2"] and "(after inputs)" in lines["dus3"]

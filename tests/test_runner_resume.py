@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dusk.recipe import load_recipe
-from dusk.runner import run_recipe
+from dusk.runner import plan_text, run_recipe
 from dusk.stages import KINDS
 from dusk.store import open_store
 
@@ -64,7 +64,7 @@ def test_killed_training_stage_resumes_from_its_checkpoint(tmp_path: Path) -> No
     killed = tmp_path / "killed"
     kill_after_checkpoint(path, killed, step=3)
     assert not (killed / "artifacts" / "pt").exists()
-    plan = run_recipe(load_recipe(path), killed, dry_run=True)
+    plan = plan_text(load_recipe(path), killed)
     assert [line.split()[3] for line in plan.splitlines()[1:3]] == ["cached", "resumable"]
 
     summary = run_recipe(load_recipe(path), killed, show_progress=False)

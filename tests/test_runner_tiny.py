@@ -7,7 +7,7 @@ from recipe_fixtures import TinyRun, tiny_run  # noqa: F401
 
 from dusk.cli import main
 from dusk.recipe import load_recipe
-from dusk.runner import run_recipe
+from dusk.runner import plan_text, run_recipe
 from dusk.store import open_store
 
 
@@ -29,7 +29,7 @@ def test_every_stage_runs(tiny_run: TinyRun) -> None:  # noqa: F811
 
 
 def test_second_run_does_no_work(tiny_run: TinyRun) -> None:  # noqa: F811
-    plan = run_recipe(load_recipe(tiny_run.recipe), tiny_run.run_dir, dry_run=True)
+    plan = plan_text(load_recipe(tiny_run.recipe), tiny_run.run_dir)
     assert plan.splitlines()[-1] == f"{len(load_recipe(tiny_run.recipe).stages)} cached, 0 resumable, 0 to run"
     started = time.perf_counter()
     again = run_recipe(load_recipe(tiny_run.recipe), tiny_run.run_dir, show_progress=False)
@@ -39,7 +39,7 @@ def test_second_run_does_no_work(tiny_run: TinyRun) -> None:  # noqa: F811
 
 def test_changing_sft_v1_reruns_its_descendants_only(tiny_run: TinyRun, tmp_path) -> None:  # noqa: F811
     """An override of one field: sft_v1 and everything downstream of it re-run; nothing else does."""
-    plan = run_recipe(load_recipe(tiny_run.recipe, ["sft_v1.lr=5e-4"]), tiny_run.run_dir, dry_run=True)
+    plan = plan_text(load_recipe(tiny_run.recipe, ["sft_v1.lr=5e-4"]), tiny_run.run_dir)
     to_run = {line.split()[1] for line in plan.splitlines()[1:-1] if "to run" in line and "after inputs" not in line}
     descendants = {"sft_v1", "evals/sft_v1", "sft_v1_v2", "evals/sft_v1_v2", "dpo", "sdpo", "final", "evals/dpo",
                    "evals/sdpo", "evals/final", "contamination"}  # fmt: skip
