@@ -230,6 +230,15 @@ def build_config(data: dict, where: str) -> MergeConfig:
         raise DuskError(f"{where}: {validation_message(exc)}") from exc
 
 
+def default_weight(method: str, count: int) -> float | None:
+    """The weight a short form gives each of `count` models when none is given (`dusk merge A B`, a recipe's merge
+    stage): 1/count for linear, 1 for the other methods with a `weight` parameter, none for methods without one
+    (karcher, model_stock, slerp, ...: they would warn that it is unused)."""
+    if "weight" not in get_method(method).param_names:
+        return None
+    return 1.0 / count if method == "linear" else 1.0
+
+
 def short_form_config(
     models: list[str],
     method: str,
@@ -246,10 +255,9 @@ def short_form_config(
     entries = []
     for index, model in enumerate(models):
         params: dict[str, Any] = {}
-        if weights is not None:
-            params["weight"] = weights[index]
-        elif "weight" in get_method(method).param_names:
-            params["weight"] = 1.0 / len(models) if method == "linear" else 1.0
+        weight = weights[index] if weights is not None else default_weight(method, len(models))
+        if weight is not None:
+            params["weight"] = weight
         if density is not None:
             params["density"] = density
         entries.append({"model": model, "parameters": params or None})

@@ -23,8 +23,8 @@ def _merge_schema() -> type:
 
         model_config = ConfigDict(extra="forbid")
         models: list[str] = Field(min_length=1, description="models to merge: stages, built-in names or dirs")
-        method: str = Field("linear", description="linear, task_arithmetic, ties, dare_ties, dare_linear, slerp")
-        weights: list[float] | None = Field(None, description="per-model weight (linear default: equal weights)")
+        method: str = Field("linear", description="a dusk merge method: linear, ties, slerp, ... (dusk merge --help)")
+        weights: list[float] | None = Field(None, description="per-model weight (default 1/n for linear, else 1)")
         base_model: str | None = Field(None, description="base for task vectors (ties, slerp, ...): a stage or model")
         parameters: dict[str, ParameterSetting] | None = Field(None, description="global parameters (t, lambda..)")
         model_parameters: list[dict[str, ParameterSetting]] | None = Field(
@@ -33,7 +33,7 @@ def _merge_schema() -> type:
         dtype: Dtype | None = Field(None, description="cast inputs to this dtype before merging")
         out_dtype: Dtype | None = Field(None, description="dtype of the written tensors")
         shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
-        seed: int = Field(0, description="random seed of DARE's drops")
+        seed: int = Field(0, description="random seed of DARE's and DELLA's drops")
 
         @model_validator(mode="after")
         def _check(self) -> "MergeStage":
@@ -41,21 +41,29 @@ def _merge_schema() -> type:
             for name, values in (("weights", self.weights), ("model_parameters", self.model_parameters)):
                 if values is not None and len(values) != len(self.models):
                     raise ValueError(f"{name} has {len(values)} entries for {len(self.models)} models")
+            both = [i for i, params in enumerate(self.model_parameters or []) if "weight" in params]
+            if self.weights is not None and both:
+                raise ValueError(
+                    f"model_parameters[{both[0]}] sets 'weight' and so does weights; give each model's weight in one "
+                    "place (weights: [...] or model_parameters' weight)"
+                )
             return self
 
     return MergeStage
 
 
 def _merge_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
-    """The stage's fields as a dusk merge config: per-model weights folded into each model's parameters."""
-    from dusk.merge.config import MergeConfig
+    """The stage's fields as a dusk merge config: per-model weights folded into each model's parameters; without
+    `weights`, models get the short form's default weight (1/n for linear, 1 for other methods with a weight
+    parameter, none for methods without one) unless their `model_parameters` set it."""
+    from dusk.merge.config import MergeConfig, default_weight
 
-    weights = fields.weights or ([1.0] * len(fields.models) if fields.method == "linear" else None)
     entries = []
     for index, model in enumerate(fields.models):
         parameters = dict(fields.model_parameters[index]) if fields.model_parameters else {}
-        if weights is not None:
-            parameters["weight"] = weights[index]
+        weight = fields.weights[index] if fields.weights else default_weight(fields.method, len(fields.models))
+        if weight is not None and "weight" not in parameters:
+            parameters["weight"] = weight
         entries.append({"model": model, "parameters": parameters or None})
     return MergeConfig(
         merge_method=fields.method, base_model=fields.base_model, models=entries, parameters=fields.parameters,
