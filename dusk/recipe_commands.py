@@ -127,6 +127,9 @@ def run_status(store, run) -> str:
 
 
 def format_run(data: dict) -> str:
+    """A run's stages, training summaries and headline scores (`value ± stderr (n=...)`)."""
+    from dusk.report.significance import Estimate, format_estimate
+
     lines = [f"run {data['run']} of {data['recipe']} ({data['status']})"]
     for stage in data["stages"]:
         seconds = f"{stage['seconds']:.1f} s" if stage["seconds"] is not None else "-"
@@ -138,7 +141,7 @@ def format_run(data: dict) -> str:
                          f"{'-' if loss is None else f'{loss:.4f}'}")  # fmt: skip
         for score in stage["scores"]:
             if score["headline"] and not score["subject"]:
-                value = "-" if score["value"] is None else f"{score['value']:.4f}"
+                value = format_estimate(Estimate(score["value"], score["stderr"]), decimals=4)
                 lines.append(f"      {score['task']:<16} {score['metric']:<16} {value}  (n={score['n']})")
         if stage["error"]:
             lines.append(f"      error: {stage['error'].strip().splitlines()[-1]}")

@@ -52,20 +52,21 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 def format_table(results: dict) -> str:
-    """task / metric / value / stderr / n, then the MMLU and H6 rows."""
-    rows = [("task", "metric", "value", "stderr", "n")]
+    """task / metric / value ± stderr / n, then the MMLU and H6 rows."""
+    from dusk.report.significance import Estimate, format_estimate
+
+    def cell(score: dict) -> str:
+        return format_estimate(Estimate(score["value"], score.get("stderr")), decimals=4)
+
+    rows = [("task", "metric", "value ± stderr", "n")]
     for name, task in results["tasks"].items():
         for metric, score in task["metrics"].items():
-            rows.append((name, metric, _fmt(score["value"]), _fmt(score["stderr"]), str(task["n"])))
+            rows.append((name, metric, cell(score), str(task["n"])))
     for name, group in results["groups"].items():
-        rows.append((name, group["metric"], _fmt(group["value"]), _fmt(group["stderr"]), str(group["n"])))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+        rows.append((name, group["metric"], cell(group), str(group["n"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)) for row in rows]
     settings = results["settings"]
     selection = f"subset {settings['subset']}" if settings["subset"] else f"limit {settings['limit'] or 'none'}"
     lines.append(f"mode {settings['mode']}, {selection}, {settings['dtype']}, {settings['wall_seconds']} s")

@@ -205,17 +205,22 @@ def mmlu_aggregate(runs: Sequence[TaskRun], mode: Mode) -> Aggregate | None:
 
 
 def h6_aggregate(runs: Sequence[TaskRun], mmlu: Aggregate | None) -> Aggregate | None:
-    """The plain mean of the six headline scores, when all six ran."""
+    """The plain mean of the six headline scores, when all six ran. Its stderr is sqrt(sum se_i^2) / 6, the six
+    tasks being independent samples (None when a task has none: fewer than 2 items)."""
     by_name = {run.task.name: run for run in runs}
-    scores = {}
+    scores: dict[str, float] = {}
+    stderrs: dict[str, float | None] = {}
     for name in H6:
         if name == "mmlu":
             if mmlu is None:
                 return None
-            scores[name] = mmlu.value
+            scores[name], stderrs[name] = mmlu.value, mmlu.stderr
         elif name in by_name:
-            scores[name] = by_name[name].values[HEADLINE_METRIC[name]]
+            metric = HEADLINE_METRIC[name]
+            scores[name], stderrs[name] = by_name[name].values[metric], by_name[name].stderrs.get(metric)
         else:
             return None
+    known = [se for se in stderrs.values() if se is not None]
+    stderr = metrics.unweighted_stderr(known) if len(known) == len(H6) else None
     n = sum(len(run.items) for run in runs if run.task.name in H6 or run.task.group == "mmlu")
-    return Aggregate("h6", "mean", metrics.mean(list(scores.values())), None, n, list(H6))
+    return Aggregate("h6", "mean", metrics.mean(list(scores.values())), stderr, n, list(H6))

@@ -11,8 +11,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dusk.eval.metrics import unweighted_stderr
 from dusk.h6 import H6
-from dusk.store import Store, TrainingSummary
+from dusk.report.significance import Estimate, Verdict, leader
+from dusk.store import Score, Store, TrainingSummary
 
 COLUMNS = (("h6", "H6 (Avg.)"), *((b.task, b.title) for b in H6))  # (store task name, column title), paper's order
 TYPES = {"upscale": "Pretrained", "pretrain": "Pretrained", "sft": "Instruction-tuned", "dpo": "Alignment-tuned",
@@ -27,7 +29,8 @@ SUBSTITUTE_NOTE = (
 
 @dataclass
 class Row:
-    """One model's line in a table: where its numbers come from and the numbers (fractions, 0..1)."""
+    """One model's line in a table: where its numbers come from and the numbers (fractions, 0..1), each with its
+    standard error and item count where the store has them."""
 
     label: str
     stage: str  # the model stage (or the external model name)
@@ -35,6 +38,11 @@ class Row:
     size: str
     type: str
     values: dict[str, float | None]
+    stderrs: dict[str, float | None] = field(default_factory=dict)
+    ns: dict[str, int | None] = field(default_factory=dict)
+
+    def estimate(self, task: str) -> Estimate:
+        return Estimate(self.values.get(task), self.stderrs.get(task), self.ns.get(task))
 
 
 @dataclass
@@ -44,14 +52,13 @@ class Table:
     rows: list[Row]
     main: bool = False  # the Table 2 layout (with size and type columns)
 
-    def best(self, task: str) -> float | None:
-        """The column's highest score, or None when there is nothing to single out (no scores, or all equal)."""
-        shown = [round(100 * v, 2) for row in self.rows if (v := row.values.get(task)) is not None]  # as printed
-        return max(shown) / 100 if len(set(shown)) > 1 else None
+    def verdict(self, task: str) -> Verdict:
+        """The column's clear best, or the rows tied within noise at its top (see dusk.report.significance)."""
+        return leader([row.estimate(task) for row in self.rows])
 
-    def is_best(self, task: str, value: float | None) -> bool:
-        best = self.best(task)
-        return value is not None and best is not None and round(100 * value, 2) == round(100 * best, 2)
+    def is_best(self, task: str, index: int) -> bool:
+        """Whether row `index` is ahead of every other row of the column by more than the noise."""
+        return self.verdict(task).best == index
 
 
 @dataclass
@@ -117,10 +124,25 @@ def _type_of(stage: str, infos: dict[str, _StageInfo]) -> str:
     return TYPES.get(info.kind, info.kind)
 
 
-def _values(store: Store, key: str | None) -> dict[str, float | None]:
-    scores = [s for s in store.scores(key) if s.headline and not s.subject] if key else []
-    by_task = {score.task: score.value for score in scores}
-    return {task: by_task.get(task) for task, _title in COLUMNS}
+def _headline_scores(store: Store, key: str | None) -> dict[str, Score]:
+    """The table's columns as the store holds them; H6 gets its standard error from its six parts when the store has
+    none (results written before dusk computed it): sqrt(sum se_i^2) / 6, the tasks being independent samples."""
+    scores = {s.task: s for s in store.scores(key) if s.headline and not s.subject} if key else {}
+    h6 = scores.get("h6")
+    parts = [scores.get(task) for task, _title in COLUMNS if task != "h6"]
+    if h6 is not None and h6.stderr is None and all(p is not None and p.stderr is not None for p in parts):
+        scores["h6"] = Score(h6.task, h6.metric, h6.value, unweighted_stderr([p.stderr for p in parts]), h6.n, "", True)
+    return scores
+
+
+def _values(store: Store, key: str | None) -> tuple[dict, dict, dict]:
+    """(values, stderrs, ns) by column."""
+    scores = _headline_scores(store, key)
+    return (
+        {task: scores[task].value if task in scores else None for task, _title in COLUMNS},
+        {task: scores[task].stderr if task in scores else None for task, _title in COLUMNS},
+        {task: scores[task].n if task in scores else None for task, _title in COLUMNS},
+    )
 
 
 def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str | None, label: str,
@@ -132,9 +154,8 @@ def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str
     if parameters is None and evaluator is not None and evaluator.key:  # a model from outside the recipe
         parameters = _parameters_of((store.settings(evaluator.key) or {}).get("model_dir"))
     size = format_size(parameters)
-    return Row(
-        label, model, eval_stage, size, type_ or _type_of(model, infos), _values(store, evaluator and evaluator.key)
-    )
+    values, stderrs, ns = _values(store, evaluator and evaluator.key)
+    return Row(label, model, eval_stage, size, type_ or _type_of(model, infos), values, stderrs, ns)
 
 
 def _parameters_of(model_dir: str | None) -> int | None:

@@ -1,9 +1,12 @@
-"""Report plots as PNG bytes (matplotlib, Agg backend): training loss per stage, and scores per task per model.
+"""Report plots as PNG bytes (matplotlib, Agg backend): training loss per stage, and scores per task per model with
+error bars of one standard error.
 
 dusk report --run-dir runs/tiny --out runs/tiny/report   # writes loss_curves.png and task_bars.png
 """
 
 import io
+import math
+from dataclasses import dataclass
 
 from dusk.report.data import COLUMNS, ReportData
 
@@ -54,24 +57,44 @@ def loss_curves(data: ReportData) -> bytes | None:
     return _png(figure)
 
 
+@dataclass(frozen=True)
+class BarSeries:
+    """One model's bars: per column of COLUMNS its score and standard error in percent (NaN where unknown)."""
+
+    label: str
+    scores: list[float]
+    errors: list[float]
+
+
+def bar_series(data: ReportData) -> list[BarSeries]:
+    """The main table's scored models, as the task bars draw them (an unscored task draws no bar or error bar)."""
+    table_rows = data.tables[0].rows if data.tables else []
+    rows = [row for row in table_rows if any(v is not None for v in row.values.values())]
+    series = []
+    for row in rows:
+        estimates = [row.estimate(task) for task, _title in COLUMNS]
+        scores = [math.nan if e.value is None else 100 * e.value for e in estimates]
+        errors = [math.nan if e.stderr is None else 100 * e.stderr for e in estimates]
+        series.append(BarSeries(row.label, scores, errors))
+    return series
+
+
 def task_bars(data: ReportData) -> bytes | None:
-    """Grouped bars: for each task (and H6), one bar per model of the main table."""
-    rows = (
-        [row for row in data.tables[0].rows if any(v is not None for v in row.values.values())] if data.tables else []
-    )
-    if not rows:
+    """Grouped bars with ± 1 standard error: for each task (and H6), one bar per model of the main table."""
+    series = bar_series(data)
+    if not series:
         return None
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(max(9, 1.2 * len(COLUMNS) + 0.3 * len(rows)), 4.4))
-    width = 0.8 / len(rows)
-    for index, row in enumerate(rows):
-        xs = [i + (index - (len(rows) - 1) / 2) * width for i in range(len(COLUMNS))]
-        ys = [100 * (row.values.get(task) or 0.0) for task, _title in COLUMNS]
-        axis.bar(xs, ys, width=width, label=row.label)
+    figure, axis = plt.subplots(figsize=(max(9, 1.2 * len(COLUMNS) + 0.3 * len(series)), 4.4))
+    width = 0.8 / len(series)
+    for index, bars in enumerate(series):
+        xs = [i + (index - (len(series) - 1) / 2) * width for i in range(len(COLUMNS))]
+        axis.bar(xs, bars.scores, width=width, label=bars.label, yerr=bars.errors, capsize=2,
+                 error_kw={"elinewidth": 0.9, "ecolor": "#333333"})  # fmt: skip
     axis.set_xticks(range(len(COLUMNS)), [title for _task, title in COLUMNS])
-    axis.set_ylabel("score (%)")
+    axis.set_ylabel("score (%), error bar ± 1 stderr")
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncols=min(4, len(rows)), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    axis.legend(fontsize=8, ncols=min(4, len(series)), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     return _png(figure)
 
 

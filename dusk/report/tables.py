@@ -1,6 +1,9 @@
 """Render report data as Markdown and as one self-contained HTML page (inline CSS, plots as base64 PNG).
 
-Scores print as percentages with two decimals, as the paper prints them; the best score of each column is bold.
+Scores print as percentages with two decimals, as the paper prints them, each with its standard error
+(`74.20 ± 4.38`). A column's best is bold only when it is ahead of every other row by more than the noise (the rule
+in dusk.report.significance, stated in the footer); under each table one line says which tops are within noise and
+which leads exceed it, and another gives the items each score rests on.
 
     dusk report --run-dir runs/tiny --out runs/tiny/report
 """
@@ -8,22 +11,25 @@ Scores print as percentages with two decimals, as the paper prints them; the bes
 import base64
 import html as html_lib
 
-from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Table
+from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Row, Table
+from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate
 
-PLOT_TITLES = {"loss_curves": "Training loss per stage", "task_bars": "Scores per task and model"}
+PLOT_TITLES = {"loss_curves": "Training loss per stage", "task_bars": "Scores per task and model (± 1 stderr)"}
+TITLE = dict(COLUMNS)
 
 
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def _cells(table: Table, row) -> list[tuple[str, bool]]:
+def score_text(row: Row, task: str) -> str:
+    """A cell: the score and its standard error in percent points (`74.20 ± 4.38`), `-` when not scored."""
+    return format_estimate(row.estimate(task), scale=100, decimals=2)
+
+
+def _cells(table: Table, index: int, row: Row) -> list[tuple[str, bool]]:
     """(text, is_best) per score column."""
-    cells = []
-    for task, _title in COLUMNS:
-        value = row.values.get(task)
-        cells.append((percent(value), table.is_best(task, value)))
-    return cells
+    return [(score_text(row, task), table.is_best(task, index)) for task, _title in COLUMNS]
 
 
 def _headers(table: Table) -> list[str]:
@@ -31,10 +37,63 @@ def _headers(table: Table) -> list[str]:
     return first + [title for _task, title in COLUMNS]
 
 
+def _labels(table: Table, indexes: list[int]) -> str:
+    return "all rows" if len(indexes) == len(table.rows) else ", ".join(table.rows[i].label for i in indexes)
+
+
+def _lead(table: Table, task: str, verdict: Verdict) -> str:
+    best, second = table.rows[verdict.best].estimate(task), table.rows[verdict.runner_up].estimate(task)
+    gap, se = 100 * (best.value - second.value), 100 * difference_stderr(best, second)
+    return (
+        f"{TITLE[task]} {table.rows[verdict.best].label} by {gap:.2f} ± {se:.2f} points over "
+        f"{table.rows[verdict.runner_up].label}"
+    )
+
+
+def noise_line(table: Table) -> str | None:
+    """One line from the numbers: the columns whose top is within noise (not ranked), those that cannot be ranked
+    for want of a standard error, and the leads beyond the noise."""
+    tied: dict[str, list[str]] = {}  # the tied rows' labels -> the columns where they tie
+    unknown: list[str] = []  # columns whose top rows have no stderr
+    leads = []
+    for task, title in COLUMNS:
+        verdict = table.verdict(task)
+        if verdict.best is not None:
+            leads.append(_lead(table, task, verdict))
+        elif any(table.rows[i].stderrs.get(task) is None for i in verdict.tied):
+            unknown.append(title)
+        elif verdict.tied:
+            tied.setdefault(_labels(table, verdict.tied), []).append(title)
+    parts = []
+    if tied:
+        groups = "; ".join(f"{', '.join(titles)} ({labels})" for labels, titles in tied.items())
+        parts.append(f"Within noise at the top, so not ranked: {groups}.")
+    if unknown:
+        parts.append(f"Not ranked, no standard error (fewer than 2 items per score): {', '.join(unknown)}.")
+    if leads:
+        parts.append(f"Ahead beyond noise (95%): {'; '.join(leads)}.")
+    return " ".join(parts) or None
+
+
+def items_line(table: Table) -> str | None:
+    """The items each column's scores rest on (a range when the rows differ)."""
+    parts = []
+    for task, title in COLUMNS:
+        ns = sorted({n for row in table.rows if (n := row.ns.get(task)) is not None})
+        if ns:
+            parts.append(f"{title} {ns[0]}" if len(ns) == 1 else f"{title} {ns[0]}-{ns[-1]}")
+    return f"Items per score: {', '.join(parts)}." if parts else None
+
+
+def _notes(table: Table) -> list[str]:
+    return [line for line in (noise_line(table), items_line(table)) if line]
+
+
 def _footer(data: ReportData) -> list[str]:
     settings = "; ".join(data.settings) or "no evaluation in this run"
     return [
         f"Evaluation settings: {settings}.",
+        RULE,
         SUBSTITUTE_NOTE,
         f"Recipe {data.recipe}, run {data.run_id} (started {data.started}, finished {data.finished or '-'}), "
         f"dusk {data.dusk_version}. Every number is in the run directory's results.sqlite.",
@@ -84,11 +143,12 @@ def _md_table(headers: list[str], rows: list[list[str]], text_columns: int = 1) 
 
 def _md_score_table(table: Table) -> list[str]:
     rows = []
-    for row in table.rows:
+    for index, row in enumerate(table.rows):
         first = [row.label, row.size, row.type] if table.main else [row.label]
-        rows.append(first + [f"**{text}**" if best else text for text, best in _cells(table, row)])
+        rows.append(first + [f"**{text}**" if best else text for text, best in _cells(table, index, row)])
     table_lines = _md_table(_headers(table), rows, 3 if table.main else 1)
-    return [f"### {table.name}", "", table.caption, "", *table_lines, ""]
+    notes = [f"{line}  " for line in _notes(table)]
+    return [f"### {table.name}", "", table.caption, "", *table_lines, "", *notes, *([""] if notes else [])]
 
 
 def markdown(data: ReportData, images: dict[str, bytes]) -> str:
@@ -111,11 +171,12 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
 h1 { font-size: 1.6rem; border-bottom: 1px solid #d0d7de; padding-bottom: .4rem; }
 h2 { font-size: 1.2rem; margin-top: 2rem; }
 p.caption { color: #57606a; margin: .2rem 0 .6rem; }
+p.note { color: #57606a; margin: .1rem 0; font-size: .92rem; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-variant-numeric: tabular-nums; }
 th, td { padding: .35rem .7rem; border-bottom: 1px solid #d0d7de; }
 th { background: #f6f8fa; text-align: right; font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
-td { text-align: right; }
+td { text-align: right; white-space: nowrap; }
 td.text { text-align: left; color: #57606a; }
 th.text { text-align: left; }
 td.best { font-weight: 700; }
@@ -138,16 +199,17 @@ def _html_table(headers: list[str], rows: list[str], text_columns: int = 1) -> s
 
 def _html_score_table(table: Table) -> str:
     rows = []
-    for row in table.rows:
+    for index, row in enumerate(table.rows):
         first = f"<td>{_e(row.label)}</td>"
         if table.main:
             first += f'<td>{_e(row.size)}</td><td class="text">{_e(row.type)}</td>'
         cells = "".join(
-            f'<td class="best">{_e(t)}</td>' if best else f"<td>{_e(t)}</td>" for t, best in _cells(table, row)
+            f'<td class="best">{_e(t)}</td>' if best else f"<td>{_e(t)}</td>" for t, best in _cells(table, index, row)
         )
         rows.append(f"<tr>{first}{cells}</tr>")
     caption = f'<p class="caption">{_e(table.caption)}</p>'
-    return f"<h2>{_e(table.name)}</h2>{caption}{_html_table(_headers(table), rows, 3 if table.main else 1)}"
+    notes = "".join(f'<p class="note">{_e(line)}</p>' for line in _notes(table))
+    return f"<h2>{_e(table.name)}</h2>{caption}{_html_table(_headers(table), rows, 3 if table.main else 1)}{notes}"
 
 
 def html(data: ReportData, images: dict[str, bytes]) -> str:
