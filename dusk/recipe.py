@@ -95,7 +95,7 @@ class Recipe:
 
 
 # reading ----------------------------------------------------------------------------------------------------------
-def read_yaml(path: Path) -> tuple[dict, str]:
+def read_recipe_yaml(path: Path) -> tuple[dict, str]:
     data, text = read_yaml_text(path, "recipe")
     if not isinstance(data, dict):
         raise DuskError(f"{path}: a recipe is a mapping with a `stages:` section")
@@ -426,7 +426,7 @@ def _stem_name(path: Path) -> str:
 def load_recipe(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read, expand and validate a recipe with command-line overrides; every error is raised here."""
     path = Path(path)
-    data, text = read_yaml(path)
+    data, text = read_recipe_yaml(path)
     _check_keys(data, TOP_KEYS, str(path))
     budget, parsed = parse_overrides(overrides)
     try:

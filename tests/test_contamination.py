@@ -16,7 +16,7 @@ from eval_task_fixtures import real_data_dir
 from dusk.contamination import commands as contamination_commands
 from dusk.contamination.items import (
     DATASETS,
-    Item,
+    ContaminationItem,
     expand_task_names,
     natural_text,
     select_items,
@@ -99,7 +99,7 @@ def test_item_texts_from_the_benchmark_files(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_select_items_is_seeded_and_uses_all_when_n_is_large() -> None:
-    items = [Item("t", str(i), f"text {i}") for i in range(30)]
+    items = [ContaminationItem("t", str(i), f"text {i}") for i in range(30)]
     first, again, other = select_items(items, 10, 0), select_items(items, 10, 0), select_items(items, 10, 1)
     assert first == again and first != other and len(set(first)) == 10
     assert sorted(select_items(items, 100, 0), key=lambda item: int(item.doc_id)) == items
@@ -139,7 +139,7 @@ def test_sampling_is_seeded_exact_length_and_never_draws_banned_ids(tiny_llama: 
 def test_item_score_is_the_share_of_samples_the_model_finds_easier(tiny_llama: Path, tiny_llama_4: Path) -> None:
     cfg = ContaminationConfig(model=str(tiny_llama), reference=str(tiny_llama_4), samples=12, seed=3)
     pair = load_pair(cfg)
-    item = Item("demo", "0", TEXTS[0])
+    item = ContaminationItem("demo", "0", TEXTS[0])
     scored = score_item(pair, item, cfg)
     # Recompute independently: the same draw, then each row's mean NLL from a plain forward of prefix + row.
     from dusk.contamination.run import item_seed
@@ -165,7 +165,7 @@ def test_item_score_is_the_share_of_samples_the_model_finds_easier(tiny_llama: P
 def test_model_sampler_draws_from_the_model_under_test(tiny_llama: Path, tiny_llama_4: Path) -> None:
     """With sampler=model the reference only enters Min-K: the score equals that of the model as its own reference,
     and differs from the reference-sampled score."""
-    item = Item("demo", "0", TEXTS[2])
+    item = ContaminationItem("demo", "0", TEXTS[2])
     own = dict(model=str(tiny_llama), samples=12, seed=3, sampler="model")
     against_other = ContaminationConfig(reference=str(tiny_llama_4), **own)
     against_self = ContaminationConfig(reference=str(tiny_llama), **own)
@@ -189,7 +189,9 @@ def test_different_tokenizers_are_refused(tiny_llama: Path, tmp_path: Path) -> N
 def test_run_writes_results_table_and_items_and_counts_skips(
     tiny_llama: Path, tiny_llama_4: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    items = [Item("winogrande", str(i), text) for i, text in enumerate(TEXTS)] + [Item("winogrande", "3", "Too short.")]
+    items = [ContaminationItem("winogrande", str(i), text) for i, text in enumerate(TEXTS)] + [
+        ContaminationItem("winogrande", "3", "Too short.")
+    ]
     cfg = ContaminationConfig(model=str(tiny_llama), reference=str(tiny_llama_4), n=10, samples=6, out=tmp_path / "o")
     with caplog.at_level(logging.WARNING):
         results = run(cfg, items_by_task={"winogrande": items})

@@ -9,7 +9,7 @@ import pytest
 from dusk.data.decontam import DecontamConfig, benchmark_items_for, decide_local, record_text, task_name_hit
 from dusk.data.decontam_job import DecontaminateJob, run
 from dusk.data.dedup import near_duplicates
-from dusk.data.ngrams import Item, NgramIndex, normalize_words
+from dusk.data.ngrams import BenchmarkItem, NgramIndex, normalize_words
 from dusk.errors import DuskError
 from tests.data_fixtures import read_jsonl, real_data_dir, write_jsonl
 
@@ -24,11 +24,11 @@ GSM_Q = (
 CLEAN = "Write a short poem about the sea and the wide blue sky over the quiet harbour town at dawn."
 
 
-def _items() -> list[Item]:
+def _items() -> list[BenchmarkItem]:
     return [
-        Item("arc_challenge", "17", ARC_Q, "Metal conducts heat away from the hand faster than wood."),
-        Item("gsm8k", "3", GSM_Q, "Afternoon: 24. Total 72. Sold 65. 65 * 3 = 195\n#### 195"),
-        Item("truthfulqa", "0", "Short question?", "Short answer."),
+        BenchmarkItem("arc_challenge", "17", ARC_Q, "Metal conducts heat away from the hand faster than wood."),
+        BenchmarkItem("gsm8k", "3", GSM_Q, "Afternoon: 24. Total 72. Sold 65. 65 * 3 = 195\n#### 195"),
+        BenchmarkItem("truthfulqa", "0", "Short question?", "Short answer."),
     ]
 
 
@@ -63,7 +63,7 @@ SHORT_A = "The pancreas."
 
 def test_short_item_matches_whole():
     """An item shorter than n matches when its whole word sequence is in the text (GPT-3's variable-length rule)."""
-    index = NgramIndex.build([*_items(), Item("mmlu", "anatomy/7", SHORT_Q, SHORT_A)])
+    index = NgramIndex.build([*_items(), BenchmarkItem("mmlu", "anatomy/7", SHORT_Q, SHORT_A)])
     texts = [
         "Quiz time!\nWHICH organ of the human body secretes insulin\n\nthe pancreas!!\nNext question.",
         f"{SHORT_Q}\nThe liver.",  # the question with another answer: not the item
@@ -78,7 +78,9 @@ def test_short_item_matches_whole():
     assert (found[0].task, found[0].doc_id, found[0].ngram, found[0].whole_item) == ("mmlu", "anatomy/7", whole, True)
     assert found[1:] == [None] * 5
     assert index.stats()["items_matched_whole"] == 1 and index.stats()["items_too_short"] == 1
-    assert NgramIndex.build([Item("mmlu", "anatomy/7", SHORT_Q, SHORT_A)], min_words=11).find(texts[:1]) == [None]
+    assert NgramIndex.build([BenchmarkItem("mmlu", "anatomy/7", SHORT_Q, SHORT_A)], min_words=11).find(texts[:1]) == [
+        None
+    ]
     assert index.find([texts[0] + " " + ARC_Q])[0].doc_id == "17"  # a 13-gram wins over an earlier short item
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from dusk.data.decontam import DecontamConfig, decide_local
 from dusk.data.decontam_job import DecontaminateJob, run
-from dusk.data.ngrams import Item, NgramIndex
+from dusk.data.ngrams import BenchmarkItem, NgramIndex
 from tests.data_fixtures import real_data_dir, write_jsonl
 
 pytestmark = pytest.mark.slow
@@ -43,8 +43,8 @@ def test_spark_matches_local_on_synthetic_records(spark):
     from dusk.data.spark import decide_spark
 
     records = _records()
-    short = Item("mmlu", "x/1", " ".join(f"s{i}" for i in range(6)), " ".join(f"s{i}" for i in range(6, 9)))
-    index = NgramIndex.build([Item("gsm8k", "9", " ".join(f"b{i}" for i in range(25))), short])
+    short = BenchmarkItem("mmlu", "x/1", " ".join(f"s{i}" for i in range(6)), " ".join(f"s{i}" for i in range(6, 9)))
+    index = NgramIndex.build([BenchmarkItem("gsm8k", "9", " ".join(f"b{i}" for i in range(25))), short])
     cfg = DecontamConfig()
     local = decide_local(records, index, cfg)
     remote = decide_spark(records, index, cfg)

@@ -27,7 +27,7 @@ GROUPS = {"h6": tuple(DATASETS)}
 
 
 @dataclass(frozen=True)
-class Item:
+class ContaminationItem:
     """One benchmark item as a single text: task name, its doc_id in the scored split, and the text."""
 
     task: str
@@ -65,16 +65,16 @@ def natural_text(task: str, question: str, answer: str) -> str:
     return f"{question.strip()} {answer.strip()}"
 
 
-def task_items(task: str) -> list[Item]:
-    """Every scored item of `task` as an Item, in split order (reads `$DUSK_DATA_DIR`)."""
+def task_items(task: str) -> list[ContaminationItem]:
+    """Every scored item of `task` as an ContaminationItem, in split order (reads `$DUSK_DATA_DIR`)."""
     from dusk.data.benchmarks import scored_items
 
     if task not in DATASETS:
         expand_task_names([task])  # raises the unknown-name error
-    return [Item(task, doc_id, natural_text(task, q, a)) for doc_id, q, a in scored_items(DATASETS[task])]
+    return [ContaminationItem(task, doc_id, natural_text(task, q, a)) for doc_id, q, a in scored_items(DATASETS[task])]
 
 
-def select_items(items: list[Item], n: int, seed: int) -> list[Item]:
+def select_items(items: list[ContaminationItem], n: int, seed: int) -> list[ContaminationItem]:
     """`n` items drawn without replacement by a `random.Random(seed)` shuffle (all of them if n >= len(items))."""
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)

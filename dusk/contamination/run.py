@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from dusk.contamination.config import ContaminationConfig
-from dusk.contamination.items import Item, expand_task_names, select_items, split_prefix, task_items
+from dusk.contamination.items import ContaminationItem, expand_task_names, select_items, split_prefix, task_items
 from dusk.contamination.min_k import min_k_profile
 from dusk.contamination.scoring import sample_continuations, score_rows
 from dusk.errors import DuskError
@@ -106,13 +106,13 @@ def load_pair(cfg: ContaminationConfig) -> ModelPair:
     return ModelPair(model, reference, tokenizer, banned_token_ids(tokenizer, vocab), model_dir, reference_dir)
 
 
-def item_seed(seed: int, item: Item) -> int:
+def item_seed(seed: int, item: ContaminationItem) -> int:
     """The item's sampling seed: fixed by (seed, task, doc_id), so it does not depend on which items run."""
     digest = hashlib.sha256(f"{seed}:{item.task}:{item.doc_id}".encode()).hexdigest()
     return int(digest[:15], 16)
 
 
-def score_item(pair: ModelPair, item: Item, cfg: ContaminationConfig) -> ItemScore | None:
+def score_item(pair: ModelPair, item: ContaminationItem, cfg: ContaminationConfig) -> ItemScore | None:
     """Score one item (None when it is too short for a prefix and a continuation)."""
     split = split_prefix(item.text, cfg.prefix_ratio, cfg.min_words)
     if split is None:
@@ -150,7 +150,7 @@ def score_item(pair: ModelPair, item: Item, cfg: ContaminationConfig) -> ItemSco
     )
 
 
-def run_task(pair: ModelPair, task: str, items: list[Item], cfg: ContaminationConfig) -> TaskResult:
+def run_task(pair: ModelPair, task: str, items: list[ContaminationItem], cfg: ContaminationConfig) -> TaskResult:
     """Test `cfg.n` items of one task drawn with `cfg.seed` (all of them, with a warning, if there are fewer)."""
     if cfg.n > len(items):
         log.warning(
@@ -183,7 +183,7 @@ def run_task(pair: ModelPair, task: str, items: list[Item], cfg: ContaminationCo
     return result
 
 
-def run(cfg: ContaminationConfig, items_by_task: dict[str, list[Item]] | None = None) -> Path:
+def run(cfg: ContaminationConfig, items_by_task: dict[str, list[ContaminationItem]] | None = None) -> Path:
     """Run the test on every task of `cfg.tasks`; write results.json, table.md and samples_<task>.jsonl to cfg.out.
 
     `items_by_task` replaces the benchmark files (tests use it to run on texts they build); by default each task's

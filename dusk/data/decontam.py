@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from dusk.data.dedup import exact_duplicates, near_duplicates
-from dusk.data.ngrams import MIN_WORDS, Item, Match, NgramIndex
+from dusk.data.ngrams import MIN_WORDS, BenchmarkItem, Match, NgramIndex
 from dusk.errors import DuskError
 from dusk.h6 import H6_DATASETS
 
@@ -95,7 +95,7 @@ def check_tasks(tasks: tuple[str, ...] | list[str]) -> list[str]:
     return names
 
 
-def benchmark_items_for(tasks: tuple[str, ...] | list[str]) -> list[Item]:
+def benchmark_items_for(tasks: tuple[str, ...] | list[str]) -> list[BenchmarkItem]:
     """Scored items of the given H6 tasks, read through dusk.data.benchmarks.scored_items."""
     try:
         from dusk.data.benchmarks import scored_items
@@ -103,7 +103,9 @@ def benchmark_items_for(tasks: tuple[str, ...] | list[str]) -> list[Item]:
         raise DuskError("benchmark items need dusk.data.benchmarks.scored_items, which is not available") from exc
     items = []
     for name in check_tasks(tasks):
-        items.extend(Item(name, str(doc_id), question, answer) for doc_id, question, answer in scored_items(name))
+        items.extend(
+            BenchmarkItem(name, str(doc_id), question, answer) for doc_id, question, answer in scored_items(name)
+        )
     return items
 
 
@@ -135,7 +137,7 @@ def record_text(record: dict) -> str:
     return "\n".join(parts)
 
 
-def _ngram_detail(match: Match, items: dict[tuple[str, str], Item]) -> dict:
+def _ngram_detail(match: Match, items: dict[tuple[str, str], BenchmarkItem]) -> dict:
     item = items.get((match.task, match.doc_id))
     return {
         "task": match.task,

@@ -36,7 +36,7 @@ def normalize_words(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Item:
+class BenchmarkItem:
     """One scored benchmark item (its question and answer text are indexed together)."""
 
     task: str  # benchmark name (arc_challenge, hellaswag, mmlu, truthfulqa, winogrande, gsm8k)
@@ -93,7 +93,7 @@ class NgramIndex:
     """Hash tables of the benchmark items: every n-gram, and every short item whole, for exact checking."""
 
     def __init__(
-        self, items: list[Item], n: int, vocab: dict, item_ids: np.ndarray, offsets: np.ndarray, min_words: int
+        self, items: list[BenchmarkItem], n: int, vocab: dict, item_ids: np.ndarray, offsets: np.ndarray, min_words: int
     ) -> None:
         self.items, self.n, self.min_words, self.vocab = items, n, min_words, _Vocab(vocab)
         self.item_ids, self.offsets = item_ids, offsets  # all items' word ids concatenated; item i starts at offsets[i]
@@ -115,7 +115,7 @@ class NgramIndex:
         self.by_id = {(item.task, item.doc_id): item for item in items}
 
     @classmethod
-    def build(cls, items: list[Item], n: int = 13, min_words: int = MIN_WORDS) -> "NgramIndex":
+    def build(cls, items: list[BenchmarkItem], n: int = 13, min_words: int = MIN_WORDS) -> "NgramIndex":
         """Index every n-gram of every item's question + answer text, and every item of min_words..n-1 words whole."""
         vocab: dict[str, int] = {}
         arrays, offsets = [], [0]

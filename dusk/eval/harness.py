@@ -28,7 +28,7 @@ class Selection:
 
 
 @dataclass
-class Item:
+class EvalItem:
     """One scored item: its requests and, after scoring, what the model did."""
 
     doc_id: int
@@ -44,7 +44,7 @@ class TaskRun:
     """A task's items and its aggregated metrics."""
 
     task: Task
-    items: list[Item]
+    items: list[EvalItem]
     values: dict[str, float] = field(default_factory=dict)
     stderrs: dict[str, float | None] = field(default_factory=dict)
 
@@ -65,7 +65,7 @@ def _selected_ids(task: Task, selection: Selection) -> list[int] | None:
     return subset_ids(selection.subset, task.name) if selection.subset else None
 
 
-def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: int = 256) -> list[Item]:
+def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: int = 256) -> list[EvalItem]:
     """Read the task's docs, draw its shots as the mode's harness does, and build every item's requests."""
     ids = _selected_ids(task, selection)
     if ids == []:
@@ -82,11 +82,11 @@ def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: i
             requests: list = [generation_request(task, doc, shots, mode, max_new_tokens)]
         else:
             requests = loglikelihood_requests(task, doc, shots)
-        items.append(Item(index, doc, requests))
+        items.append(EvalItem(index, doc, requests))
     return items
 
 
-def score_item(task: Task, mode: Mode, item: Item) -> None:
+def score_item(task: Task, mode: Mode, item: EvalItem) -> None:
     """Per-item metrics from the engine's results (fills item.scores and item.extra)."""
     doc = item.doc
     if task.output == "generate":

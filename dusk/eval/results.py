@@ -10,7 +10,7 @@ from pathlib import Path
 from dusk import __version__
 from dusk.data.benchmarks import source_file
 from dusk.eval.fewshot import HARNESS_FEWSHOT_SEED, LEADERBOARD_SEED
-from dusk.eval.harness import Aggregate, Item, TaskRun
+from dusk.eval.harness import Aggregate, EvalItem, TaskRun
 from dusk.eval.requests import GenerationRequest
 from dusk.hashing import sha256_file
 from dusk.run_output import RESULTS, samples_name, write_run_files
@@ -51,7 +51,7 @@ def results_document(runs: list[TaskRun], aggregates: list[Aggregate], settings:
     return {"tasks": tasks, "groups": groups, "settings": {**settings, "dusk_version": __version__}}
 
 
-def sample_line(item: Item) -> dict:
+def sample_line(item: EvalItem) -> dict:
     first = item.requests[0]
     line = {"doc_id": item.doc_id, "prompt": first.context}
     if isinstance(first, GenerationRequest):

@@ -32,7 +32,7 @@ def data_paths(value: str | None) -> list[Path]:
     return local_files(get_info(value))
 
 
-def data_file(out: Path) -> Path:
+def artifact_data_file(out: Path) -> Path:
     """The records file in a data stage's output directory: what later stages read."""
     return out / DATA_FILE
 
@@ -40,7 +40,13 @@ def data_file(out: Path) -> Path:
 def _data_kind(name: str, summary: str, **options: Any) -> StageKind:
     """A kind writing OUT/data.jsonl: no model inputs, its statistics as scores."""
     return StageKind(
-        name=name, summary=summary, collect=data_result, inputs=(), artifact="data", output=data_file, **options
+        name=name,
+        summary=summary,
+        collect=data_result,
+        inputs=(),
+        artifact="data",
+        output=artifact_data_file,
+        **options,
     )
 
 
@@ -59,7 +65,7 @@ def _mix_run(job: MixJob) -> Path:
 
     records, stats = build(job.mixture)
     with atomic_output_dir(job.out, force=True) as tmp:
-        write_mixture(records, data_file(tmp))
+        write_mixture(records, artifact_data_file(tmp))
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return job.out
 
@@ -126,7 +132,7 @@ def _decontam_run(job: Any) -> Path:
     from dusk.data import decontam_job
 
     with atomic_output_dir(job.out, force=True) as tmp:
-        decontam_job.run(dataclasses.replace(job, out=data_file(tmp), report=tmp / "report.json"))
+        decontam_job.run(dataclasses.replace(job, out=artifact_data_file(tmp), report=tmp / "report.json"))
     return job.out
 
 

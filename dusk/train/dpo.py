@@ -25,7 +25,7 @@ from dusk.models.io import load_model, load_tokenizer, resolve_model
 from dusk.settings import cache_dir
 from dusk.train.config import DPOConfig
 from dusk.train.data_source import load_records
-from dusk.train.loop import DataOrder, Example, Task, train
+from dusk.train.loop import DataOrder, Example, TrainingTask, train
 from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
 from dusk.train.model import TargetLogProbs, check_lora_targets, check_seq_len, load_for_training
 from dusk.train.stage import (
@@ -121,7 +121,7 @@ def policy_logps(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
     return sequence_logps(token_logps, batch["rows"], 2 * batch["input_ids"].shape[0])
 
 
-def dpo_task(cfg: DPOConfig, pad_id: int) -> Task:
+def dpo_task(cfg: DPOConfig, pad_id: int) -> TrainingTask:
     loss_fn = PREFERENCE_LOSSES[cfg.loss_type]
 
     def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -138,7 +138,7 @@ def dpo_task(cfg: DPOConfig, pad_id: int) -> Task:
         }
         return losses.sum(), metrics
 
-    return Task(
+    return TrainingTask(
         name="dpo",
         collate=lambda examples: collate(examples, pad_id),
         loss=loss,

@@ -1,4 +1,4 @@
-"""The one training loop of dusk: pretraining, SFT and DPO differ only in their `Task` (collate + loss).
+"""The one training loop of dusk: pretraining, SFT and DPO differ only in their `TrainingTask` (collate + loss).
 
 AdamW with warmup and a cosine/linear decay, gradient accumulation and clipping, fp32 or bf16 autocast, a
 progress bar (loss, lr, tokens/s, ETA), a JSONL line per step, held-out evaluation every N steps, atomic
@@ -34,7 +34,7 @@ Batch = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Task:
+class TrainingTask:
     """What differs between trainers: how examples become a batch and what a batch's loss is."""
 
     name: str
@@ -102,7 +102,7 @@ def build_optimizer(lm: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.adam_betas)
 
 
-def evaluate(model: nn.Module, task: Task, examples: list[Example], batch_size: int) -> dict[str, float]:
+def evaluate(model: nn.Module, task: TrainingTask, examples: list[Example], batch_size: int) -> dict[str, float]:
     """Held-out loss (and task metrics), averaged over units, without gradients."""
     was_training = model.training
     model.eval()
@@ -143,7 +143,7 @@ class _Run:
     """The live state of one run, shared by the small functions below."""
 
     cfg: TrainConfig
-    task: Task
+    task: TrainingTask
     accelerator: Any
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -276,7 +276,7 @@ def _autocast(run: "_Run") -> Any:
 def train(
     cfg: TrainConfig,
     model: nn.Module,
-    task: Task,
+    task: TrainingTask,
     train_examples: list[Example],
     eval_examples: list[Example],
     on_step: Callable[[dict[str, Any]], None] | None = None,

@@ -20,7 +20,7 @@ from dusk.train import checkpoint
 from dusk.train.batching import count_targets, pad_collate
 from dusk.train.config import TrainConfig
 from dusk.train.data_source import Kind, load_records
-from dusk.train.loop import Example, Task, TrainResult, train
+from dusk.train.loop import Example, TrainingTask, TrainResult, train
 from dusk.train.losses import causal_lm_loss_sum
 from dusk.train.model import TargetLogProbs, check_lora_targets, check_seq_len, load_for_training, save_trained
 
@@ -75,14 +75,14 @@ def pad_id_of(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def lm_task(name: str, pad_id: int) -> Task:
+def lm_task(name: str, pad_id: int) -> TrainingTask:
     """Next-token loss on every target token: continued pretraining and SFT (targets already masked)."""
 
     def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         token_logps = model(input_ids=batch["input_ids"], targets=batch["targets"], position_ids=batch["position_ids"])
         return causal_lm_loss_sum(token_logps), {}
 
-    return Task(
+    return TrainingTask(
         name=name,
         collate=lambda examples: pad_collate(examples, pad_id),
         loss=loss,
