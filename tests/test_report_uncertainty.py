@@ -48,8 +48,14 @@ def test_a_clear_winner_is_bold_with_its_lead_and_the_noise_of_the_lead() -> Non
     text, page = markdown(report(t), {}), html(report(t), {})
     assert "| m1 | **80.00 ± 2.00** |" in text and "| m0 | 40.00 ± 3.00 |" in text
     assert page.count('class="best"') == 1 and '<td class="best">80.00 ± 2.00</td>' in page
-    assert "Ahead beyond noise (95%): H6 (Avg.) m1 by 40.00 ± 3.61 points over m0." in text
+    assert "Ahead beyond noise (95%): m1 in H6 (Avg.) by 40.00 ± 3.61 points over m0." in text
     assert "Within noise" not in text
+    se = {"h6": 0.01, "gsm8k": 0.01}
+    rows = [Row(label, label, None, "-", "Base", {"h6": v, "gsm8k": v}, se) for label, v in (("a", 0.9), ("b", 0.1))]
+    two = Table("t", "c", rows)  # one row leads in two columns: its leads are grouped
+    assert noise_line(two) == (
+        "Ahead beyond noise (95%): a in H6 (Avg.) by 80.00 ± 1.41 points over b, GSM8K by 80.00 ± 1.41 points over b."
+    )
 
 
 def test_the_rule_is_the_95_percent_test_on_the_difference() -> None:

@@ -42,12 +42,10 @@ def _labels(table: Table, indexes: list[int]) -> str:
 
 
 def _lead(table: Table, task: str, verdict: Verdict) -> str:
+    """`ARC by 19.39 ± 6.36 points over base`: the lead of the column's clear best and the stderr of that lead."""
     best, second = table.rows[verdict.best].estimate(task), table.rows[verdict.runner_up].estimate(task)
     gap, se = 100 * (best.value - second.value), 100 * difference_stderr(best, second)
-    return (
-        f"{TITLE[task]} {table.rows[verdict.best].label} by {gap:.2f} ± {se:.2f} points over "
-        f"{table.rows[verdict.runner_up].label}"
-    )
+    return f"{TITLE[task]} by {gap:.2f} ± {se:.2f} points over {table.rows[verdict.runner_up].label}"
 
 
 def noise_line(table: Table) -> str | None:
@@ -55,11 +53,11 @@ def noise_line(table: Table) -> str | None:
     for want of a standard error, and the leads beyond the noise."""
     tied: dict[str, list[str]] = {}  # the tied rows' labels -> the columns where they tie
     unknown: list[str] = []  # columns whose top rows have no stderr
-    leads = []
+    leads: dict[str, list[str]] = {}  # the leading row's label -> its leads
     for task, title in COLUMNS:
         verdict = table.verdict(task)
         if verdict.best is not None:
-            leads.append(_lead(table, task, verdict))
+            leads.setdefault(table.rows[verdict.best].label, []).append(_lead(table, task, verdict))
         elif any(table.rows[i].stderrs.get(task) is None for i in verdict.tied):
             unknown.append(title)
         elif verdict.tied:
@@ -71,7 +69,8 @@ def noise_line(table: Table) -> str | None:
     if unknown:
         parts.append(f"Not ranked, no standard error (fewer than 2 items per score): {', '.join(unknown)}.")
     if leads:
-        parts.append(f"Ahead beyond noise (95%): {'; '.join(leads)}.")
+        groups = "; ".join(f"{label} in {', '.join(found)}" for label, found in leads.items())
+        parts.append(f"Ahead beyond noise (95%): {groups}.")
     return " ".join(parts) or None
 
 
