@@ -16,7 +16,7 @@ from dusk.report import ReportData, Row, Table, build_report
 from dusk.report import plots as plots_module
 from dusk.report.plots import bar_series, task_bars
 from dusk.report.significance import RULE, Estimate, difference_stderr, format_estimate, is_ahead, leader
-from dusk.report.tables import html, markdown, noise_line
+from dusk.report.tables import change_line, html, markdown, noise_line
 from dusk.store import Artifact, Score, StageResult, open_store
 
 
@@ -41,6 +41,7 @@ def test_a_tie_within_noise_is_not_bold_and_the_table_says_so() -> None:
     assert "**" not in text and 'class="best"' not in page
     assert "Within noise at the top, so not ranked: H6 (Avg.) (all rows)." in text
     assert "Ahead beyond noise" not in text and "Items per score: H6 (Avg.) 100." in text
+    assert "H6 (Avg.) change from m0, in points: m1 -10.00 ± 14.14 (within noise)." in text
 
 
 def test_a_clear_winner_is_bold_with_its_lead_and_the_noise_of_the_lead() -> None:
@@ -50,6 +51,7 @@ def test_a_clear_winner_is_bold_with_its_lead_and_the_noise_of_the_lead() -> Non
     assert page.count('class="best"') == 1 and '<td class="best">80.00 ± 2.00</td>' in page
     assert "Ahead beyond noise (95%): m1 in H6 (Avg.) by 40.00 ± 3.61 points over m0." in text
     assert "Within noise" not in text
+    assert "H6 (Avg.) change from m0, in points: m1 +40.00 ± 3.61 (beyond noise)." in text
     se = {"h6": 0.01, "gsm8k": 0.01}
     rows = [Row(label, label, None, "-", "Base", {"h6": v, "gsm8k": v}, se) for label, v in (("a", 0.9), ("b", 0.1))]
     two = Table("t", "c", rows)  # one row leads in two columns: its leads are grouped
@@ -74,6 +76,7 @@ def test_best_must_beat_every_row_not_only_the_runner_up() -> None:
     assert verdict.best is None and verdict.tied == [0, 2] and verdict.runner_up == 1
     text = markdown(report(one_column((0.60, 0.01), (0.50, 0.01), (0.45, 0.20))), {})
     assert "**" not in text and "not ranked: H6 (Avg.) (m0, m2)." in text
+    assert "change from m0, in points: m1 -10.00 ± 1.41 (beyond noise), m2 -15.00 ± 20.02 (within noise)." in text
 
 
 def test_scores_without_stderr_are_never_bold_and_say_why() -> None:
@@ -82,6 +85,8 @@ def test_scores_without_stderr_are_never_bold_and_say_why() -> None:
     assert "| m0 | 90.00 |" in text and "**" not in text
     assert noise_line(t) == "Not ranked, no standard error (fewer than 2 items per score): H6 (Avg.)."
     assert noise_line(one_column((0.5, 0.1), (None, None))) is None  # one scored row: nothing to compare
+    assert change_line(one_column((0.5, 0.1), (None, None))) is None
+    assert "H6 (Avg.) change from m0, in points: m1 -80.00 (no stderr)." in text
     assert RULE in text
 
 

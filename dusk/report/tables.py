@@ -2,8 +2,9 @@
 
 Scores print as percentages with two decimals, as the paper prints them, each with its standard error
 (`74.20 ± 4.38`). A column's best is bold only when it is ahead of every other row by more than the noise (the rule
-in dusk.report.significance, stated in the footer); under each table one line says which tops are within noise and
-which leads exceed it, and another gives the items each score rests on.
+in dusk.report.significance, stated in the footer). Under each table, lines generated from the numbers say what the
+table shows (each row's change from the first, and whether it exceeds the noise), which tops are within noise and
+which leads exceed it, and the items each score rests on.
 
     dusk report --run-dir runs/tiny --out runs/tiny/report
 """
@@ -12,7 +13,7 @@ import base64
 import html as html_lib
 
 from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Row, Table
-from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate
+from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate, is_ahead
 
 PLOT_TITLES = {"loss_curves": "Training loss per stage", "task_bars": "Scores per task and model (± 1 stderr)"}
 TITLE = dict(COLUMNS)
@@ -74,6 +75,29 @@ def noise_line(table: Table) -> str | None:
     return " ".join(parts) or None
 
 
+def _change(table: Table, task: str, reference: int, index: int) -> str:
+    """`sft +20.60 ± 2.60 (beyond noise)`: one row's difference from the reference row in percent points."""
+    a, b = table.rows[index].estimate(task), table.rows[reference].estimate(task)
+    se = difference_stderr(a, b)
+    gap = 100 * (a.value - b.value)
+    if se is None:
+        return f"{table.rows[index].label} {gap:+.2f} (no stderr)"
+    beyond = is_ahead(a, b) or is_ahead(b, a)
+    return f"{table.rows[index].label} {gap:+.2f} ± {100 * se:.2f} ({'beyond' if beyond else 'within'} noise)"
+
+
+def change_line(table: Table) -> str | None:
+    """What the table shows, from the numbers: each row's change from the first row on the first column that two
+    rows score (H6 when it is there), and whether the change exceeds 1.96 standard errors of the difference."""
+    for task, title in COLUMNS:
+        scored = [i for i, row in enumerate(table.rows) if row.values.get(task) is not None]
+        if len(scored) >= 2:
+            reference, others = scored[0], scored[1:]
+            changes = ", ".join(_change(table, task, reference, i) for i in others)
+            return f"{title} change from {table.rows[reference].label}, in points: {changes}."
+    return None
+
+
 def items_line(table: Table) -> str | None:
     """The items each column's scores rest on (a range when the rows differ)."""
     parts = []
@@ -85,7 +109,7 @@ def items_line(table: Table) -> str | None:
 
 
 def _notes(table: Table) -> list[str]:
-    return [line for line in (noise_line(table), items_line(table)) if line]
+    return [line for line in (change_line(table), noise_line(table), items_line(table)) if line]
 
 
 def _footer(data: ReportData) -> list[str]:
