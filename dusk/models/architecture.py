@@ -148,3 +148,33 @@ def without_remote_code(config: dict, where: str) -> dict:
 
 def _values(mapping: object) -> list[object]:
     return list(mapping.values()) if isinstance(mapping, dict) else [mapping]
+
+
+# The per-layer modules whose output is added to the residual stream, per model_type: set to zero (weight and bias),
+# the layer adds nothing and passes its input through (LLaMA-Pro's identity-initialised block expansion). A norm
+# applied to such an output (Gemma 2/3 and OLMo 2 post-norms) maps zero to zero, so those layers qualify too.
+LLAMA_WRITERS = ("self_attn.o_proj", "mlp.down_proj")
+RESIDUAL_WRITERS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo2", "phi3", "granite"),
+        LLAMA_WRITERS,
+    ),
+    "opt": ("self_attn.out_proj", "fc2"),
+}
+
+
+def residual_writers(config: dict, where: str) -> tuple[str, ...]:
+    """The modules to zero so that a copied layer is the identity; refuse architectures where that is not so."""
+    model_type = config.get("model_type", "?")
+    if model_type == "opt" and config.get("do_layer_norm_before", True) is False:
+        raise DuskError(
+            f"{where}: model_type 'opt' with do_layer_norm_before: false normalizes after the residual sum "
+            "(x -> LayerNorm(x + f(x))), so a layer with zeroed projections is not the identity; --expand needs a "
+            "pre-norm decoder"
+        )
+    if model_type not in RESIDUAL_WRITERS:
+        raise DuskError(
+            f"{where}: model_type {model_type!r} is not in dusk's expansion table (known: "
+            f"{', '.join(sorted(RESIDUAL_WRITERS))}), so dusk cannot tell which projections to zero for --expand"
+        )
+    return RESIDUAL_WRITERS[model_type]

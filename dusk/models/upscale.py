@@ -7,6 +7,10 @@ the first slice's model. Tensors stream one at a time, so memory stays at about 
 
     dusk upscale smollm2-135m --drop 8 --out runs/smollm2-dus          # 30 -> 44 layers
     dusk upscale --slices slices.yaml --out runs/stacked
+
+The forms beyond SOLAR's fixed drop (see docs/dus.md): `--drop auto --layers L` picks the stacking from a layer
+scan (dus_scan), `--expand every:K` inserts identity copies (dus_expand), `--blend K` cross-fades the seam
+(dus_blend). Each output layer is an `OutputLayer` recipe; a plain copy stays a byte-for-byte copy.
 """
 
 import json
@@ -25,11 +29,16 @@ from dusk.models.architecture import (
     layer_layout,
     per_layer_config_keys,
     read_model_config,
+    residual_writers,
     without_remote_code,
 )
+from dusk.models.dus_blend import blend_layers, check_blend
+from dusk.models.dus_expand import check_expand, expand_layers
+from dusk.models.dus_layers import OutputLayer
 from dusk.models.io import copy_side_files, resolve_model
 from dusk.models.safetensors_io import (
     SAFETENSORS_DTYPES,
+    TORCH_DTYPES,
     ModelTensors,
     TensorSpec,
     check_finite,
@@ -78,6 +87,9 @@ class UpscaleConfig(BaseModel):
     force: bool = Field(False, description="replace an existing output directory")
     dtype: OutputDtype | None = Field(None, description="cast weights to this dtype (default: keep, bit for bit)")
     shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
+    expand: str | None = Field(None, description="every:K: insert an identity copy after every K layers (LLaMA-Pro)")
+    blend: int | None = Field(None, description="cross-fade the K layers on each side of the seam of two slices")
+    record: dict = Field(default_factory=dict, description="extra provenance for dusk_upscale.json (scan, choice)")
 
     @field_validator("shard_size")
     @classmethod
@@ -114,6 +126,84 @@ def config_for_drop(
     return UpscaleConfig(
         slices=solar_slices(model, num_layers, drop), out=out, force=force, dtype=dtype, shard_size=shard_size
     )
+
+
+def model_layer_count(model: str) -> int:
+    """The decoder layer count of a model argument, from its config.json."""
+    num_layers = read_model_config(resolve_model(model)).get("num_hidden_layers")
+    if not isinstance(num_layers, int):
+        raise DuskError(f"{model}: config.json has no integer num_hidden_layers")
+    return num_layers
+
+
+def check_forms(drop: int | str | None, layers: int | None, blend: int | None) -> None:
+    """Refuse option combinations that mean nothing, before anything is loaded."""
+    if layers is not None and drop != "auto":
+        raise DuskError(f"--layers {layers}: only used with --drop auto (it picks the stacking with that many layers)")
+    if blend is not None and drop is None:
+        raise DuskError(f"--blend {blend}: blends the seam of a stacking; give it with --drop M or --drop auto")
+    if blend is not None and blend < 1:
+        raise DuskError(f"--blend {blend}: must be at least 1 (the layers on each side of the seam to interpolate)")
+
+
+def config_for_model(
+    model: str,
+    out: Path,
+    drop: int | str | None = None,
+    layers: int | None = None,
+    expand: str | None = None,
+    blend: int | None = None,
+    scan_data: str | None = None,
+    scan_samples: int | None = None,
+    **options,
+) -> UpscaleConfig:
+    """The UpscaleConfig of `dusk upscale MODEL` with --drop M | --drop auto --layers L, --expand, --blend.
+
+    `options` are UpscaleConfig's force, dtype and shard_size. Every option is checked before the scan runs.
+    """
+    from dusk.models import dus_scan
+
+    check_forms(drop, layers, blend)
+    if drop is None and expand is None:
+        raise DuskError(f"{model}: give --drop M, --drop auto --layers L or --expand every:K")
+    num_layers = model_layer_count(model)
+    record: dict = {}
+    if drop == "auto":
+        dus_scan.check_target_layers(layers, num_layers)
+        dus_scan.check_scan_args(scan_samples or dus_scan.DEFAULT_SAMPLES)
+        _check_data(scan_data)
+        scan = dus_scan.scan_model(
+            model, resolve_model(model), scan_data or dus_scan.DEFAULT_DATA, scan_samples or dus_scan.DEFAULT_SAMPLES
+        )
+        ranked = dus_scan.rank_stackings(scan, layers)
+        best = ranked[0]
+        slices = [_slice(model, 0, best.a), _slice(model, best.b, num_layers)]
+        record = {
+            "scan": scan.to_json(),
+            "choice": {"a": best.a, "b": best.b, "seam_distance": best.seam_distance},
+            "runner_up": ({"a": ranked[1].a, "b": ranked[1].b, "seam_distance": ranked[1].seam_distance})
+            if len(ranked) > 1
+            else None,
+        }
+    elif drop is not None:
+        slices = solar_slices(model, num_layers, int(drop))
+    else:
+        slices = [_slice(model, 0, num_layers)]
+    stacked = sum(item.source.layer_range[1] - item.source.layer_range[0] for item in slices)
+    if expand is not None:
+        check_expand(expand, stacked)
+    return UpscaleConfig(slices=slices, out=out, expand=expand, blend=blend, record=record, **options)
+
+
+def _slice(model: str, start: int, end: int) -> Slice:
+    return Slice(sources=[SliceSource(model=model, layer_range=(start, end))])
+
+
+def _check_data(data: str | None) -> None:
+    if data is not None:
+        from dusk.data.registry import check_source
+
+        check_source(data)
 
 
 def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str = "2GiB") -> UpscaleConfig:
@@ -156,6 +246,8 @@ class UpscalePlan:
     tensors: list[tuple[TensorSpec, _Source, str]]
     config: dict
     layer_sources: list[tuple[str, int]]  # per output layer: (model argument, source layer index)
+    mixes: dict[str, tuple[tuple[float, _Source, str], ...]]  # output tensors that are not plain copies
+    provenance: dict  # what dusk_upscale.json adds for --expand / --blend
 
 
 def _open_sources(slices: list[Slice]) -> dict[str, _Source]:
@@ -180,27 +272,61 @@ def _check_range(source: _Source, start: int, end: int, index: int) -> None:
         raise DuskError(f"{where}: out of range for a model with {n} layers (valid: 0 <= start < end <= {n})")
 
 
-def plan_upscale(slices: list[Slice], dtype: str | None = None) -> UpscalePlan:
-    """Map every output tensor to its source tensor and build the output config."""
+def plan_upscale(
+    slices: list[Slice], dtype: str | None = None, expand: str | None = None, blend: int | None = None
+) -> UpscalePlan:
+    """Map every output tensor to its source tensor(s) and build the output config."""
     sources = _open_sources(slices)
     base = sources[slices[0].source.model]
-    layer_sources: list[tuple[str, int]] = []
+    layers: list[OutputLayer] = []
     for index, item in enumerate(slices):
         source = sources[item.source.model]
         check_compatible(base.config, source.config, base.arg, source.arg)
         start, end = item.source.layer_range
         _check_range(source, start, end, index)
-        layer_sources += [(source.arg, layer) for layer in range(start, end)]
+        layers += [OutputLayer.copy(source.arg, layer) for layer in range(start, end)]
+    layers, provenance = _transform(layers, slices, base, expand, blend)
     cast = SAFETENSORS_DTYPES[_torch_dtype(dtype)] if dtype else None
-    tensors = []
+    tensors, mixes = [], {}
     for name in base.layout.shared:
         tensors.append((_spec(base.tensors.spec(name), name, cast), base, name))
-    for out_layer, (arg, layer) in enumerate(layer_sources):
+    for out_layer, layer in enumerate(layers):
+        arg, src_layer = layer.source
         source = sources[arg]
         for suffix in source.layout.suffixes:
-            name = source.layout.name(layer, suffix)
-            tensors.append((_spec(source.tensors.spec(name), base.layout.name(out_layer, suffix), cast), source, name))
-    return UpscalePlan(tensors, _output_config(base.config, layer_sources, dtype, base.arg), layer_sources)
+            name = source.layout.name(src_layer, suffix)
+            spec = _spec(source.tensors.spec(name), base.layout.name(out_layer, suffix), cast)
+            tensors.append((spec, source, name))
+            if not layer.is_copy:
+                terms = () if layer.is_zeroed(suffix) else layer.terms
+                mixes[spec.name] = tuple((w, sources[m], sources[m].layout.name(i, suffix)) for w, m, i in terms)
+    layer_sources = [layer.source for layer in layers]
+    config = _output_config(base.config, layer_sources, dtype, base.arg)
+    return UpscalePlan(tensors, config, layer_sources, mixes, provenance)
+
+
+def _transform(
+    layers: list[OutputLayer], slices: list[Slice], base: _Source, expand: str | None, blend: int | None
+) -> tuple[list[OutputLayer], dict]:
+    """Apply --blend (on the two slices) and then --expand (on the stack); return the layers and their provenance."""
+    provenance: dict = {}
+    if blend is not None:
+        if len(slices) != 2:
+            raise DuskError(f"--blend {blend}: needs exactly two slices (SOLAR stacking), got {len(slices)}")
+        first, second = (item.source.layer_range for item in slices)
+        same = slices[0].source.model == slices[1].source.model
+        check_blend(blend, first, second, base.layout.num_layers, same)
+        window = blend_layers(layers, blend, first, second)
+        provenance.update(blend=blend, blended_layers=[{"layer": p, **layers[p].to_json()} for p in window])
+    if expand is not None:
+        k = check_expand(expand, len(layers))
+        zeroed = residual_writers(base.config, base.arg)
+        for module in zeroed:
+            if not any(suffix.startswith(module + ".") for suffix in base.layout.suffixes):
+                raise DuskError(f"{base.arg}: --expand: the layers have no {module}.* tensors to set to zero")
+        layers, new = expand_layers(layers, k, zeroed)
+        provenance.update(expand=expand, new_layers=new, zeroed=list(zeroed))
+    return layers, provenance
 
 
 def _torch_dtype(name: str):
@@ -230,12 +356,14 @@ def run(cfg: UpscaleConfig) -> Path:
 
     check_output_dir(cfg.out, cfg.force)
     check_writable_parent(cfg.out)
-    plan = plan_upscale(cfg.slices, cfg.dtype)
+    plan = plan_upscale(cfg.slices, cfg.dtype, cfg.expand, cfg.blend)
     check_output_not_input(cfg.out, {source.directory for _spec, source, _name in plan.tensors})
     by_name = {spec.name: (source, name) for spec, source, name in plan.tensors}
     total = sum(spec.nbytes for spec, _s, _n in plan.tensors)
 
     def read(spec: TensorSpec):
+        if spec.name in plan.mixes:
+            return _mix(spec, plan.mixes[spec.name])
         source, name = by_name[spec.name]
         if source.tensors.spec(name).dtype == spec.dtype:
             return source.tensors.read_bytes(name)  # bit-for-bit copy
@@ -259,10 +387,26 @@ def run(cfg: UpscaleConfig) -> Path:
         base_dir = plan.tensors[0][1].directory
         copy_side_files(base_dir, tmp)
         provenance = {
-            "method": "dus",
+            "method": _method(cfg),
             "slices": [s.model_dump(mode="json") for s in cfg.slices],
             "layer_sources": plan.layer_sources,
+            **plan.provenance,
+            **cfg.record,
         }
         (tmp / "dusk_upscale.json").write_text(json.dumps(provenance, indent=2) + "\n")
     log.info("wrote %s (%d layers)", cfg.out, plan.config["num_hidden_layers"])
     return cfg.out
+
+
+def _method(cfg: UpscaleConfig) -> str:
+    return "expand" if cfg.expand else "dus-blend" if cfg.blend else "dus"
+
+
+def _mix(spec: TensorSpec, terms: tuple[tuple[float, _Source, str], ...]):
+    """sum(weight * source tensor) in float32 (zeros for no terms), stored in the output tensor's dtype."""
+    import torch
+
+    total = torch.zeros(spec.shape, dtype=torch.float32)
+    for weight, source, name in terms:
+        total += weight * source.tensors.read(name).to(torch.float32)
+    return total.to(TORCH_DTYPES[spec.dtype])
