@@ -197,3 +197,23 @@ def rank_stackings(scan: LayerScan, layers: int) -> list[Stacking]:
         if 0 <= a + n - layers < n
     ]
     return sorted(candidates, key=lambda s: (s.seam_distance, -s.a))
+
+
+def stacked_input_distance(
+    base_dir: Path, stacked_dir: Path, position: int, depth: int, data: str = DEFAULT_DATA, samples: int = 2
+) -> float:
+    """How far from home the stacked model's layer `position` runs: the mean angular distance between its input and
+    the input that its source layer `depth` gets in the base model, on the same calibration tokens.
+
+    For a stacking [0, a) + [b, n) this is the scan's seam distance D[a][b] at position a, depth b; after a blended
+    window of K layers, position a + K and depth b + K compare plain and blended stacking at the same place.
+    """
+    from dusk.models.io import load_model, load_tokenizer
+
+    base, stacked = load_model(base_dir), load_model(stacked_dir)
+    total, tokens = 0.0, 0
+    for input_ids in calibration_batches(load_tokenizer(base_dir), data, samples, DEFAULT_SEQ_LEN):
+        pair = torch.stack([hidden_states(stacked, input_ids)[position], hidden_states(base, input_ids)[depth]])
+        total += angular_distance_sums(pair)[0, 1].item()
+        tokens += input_ids.shape[1]
+    return total / tokens
