@@ -170,11 +170,10 @@ def config_for_model(
     record: dict = {}
     if drop == "auto":
         dus_scan.check_target_layers(layers, num_layers)
-        dus_scan.check_scan_args(scan_samples or dus_scan.DEFAULT_SAMPLES)
+        samples = dus_scan.DEFAULT_SAMPLES if scan_samples is None else scan_samples
+        dus_scan.check_scan_args(samples)
         _check_data(scan_data)
-        scan = dus_scan.scan_model(
-            model, resolve_model(model), scan_data or dus_scan.DEFAULT_DATA, scan_samples or dus_scan.DEFAULT_SAMPLES
-        )
+        scan = dus_scan.scan_model(model, resolve_model(model), scan_data or dus_scan.DEFAULT_DATA, samples)
         ranked = dus_scan.rank_stackings(scan, layers)
         best = ranked[0]
         slices = [_slice(model, 0, best.a), _slice(model, best.b, num_layers)]
