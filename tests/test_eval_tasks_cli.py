@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from eval_task_fixtures import real_data_dir
+from pydantic import ValidationError
 
 from dusk.errors import DuskError
 from dusk.eval import commands
@@ -56,7 +57,12 @@ def test_eval_writes_results_and_samples(tiny_llama: Path, tmp_path: Path, data:
 
 def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, data: Path):
     cfg = eval_run.EvalConfig(
-        str(tiny_llama), ("winogrande", "mmlu"), tmp_path / "lb", mode="leaderboard", subset="tiny", max_new_tokens=4
+        model=str(tiny_llama),
+        tasks=("winogrande", "mmlu"),
+        out=tmp_path / "lb",
+        mode="leaderboard",
+        subset="tiny",
+        max_new_tokens=4,
     )
     results = json.loads(eval_run.run(cfg).read_text())
     assert results["tasks"]["winogrande"]["n"] == 100
@@ -68,18 +74,18 @@ def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, data
 
 def test_bad_input(tiny_llama: Path, tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(DuskError, match="unknown task 'arc'; known: .*arc_challenge"):
-        eval_run.EvalConfig("m", ("arc",), tmp_path)
-    with pytest.raises(DuskError, match="--limit must be a positive"):
-        eval_run.EvalConfig("m", ("h6",), tmp_path, limit=0)
+        eval_run.EvalConfig(model="m", tasks=("arc",), out=tmp_path)
+    with pytest.raises(ValidationError, match="must be a positive number of items per task"):
+        eval_run.EvalConfig(model="m", tasks=("h6",), out=tmp_path, limit=0)
     with pytest.raises(DuskError, match="unknown subset 'huge'"):
-        eval_run.run(eval_run.EvalConfig(str(tiny_llama), ("gsm8k",), tmp_path / "x", subset="huge"))
+        eval_run.run(eval_run.EvalConfig(model=str(tiny_llama), tasks=("gsm8k",), out=tmp_path / "x", subset="huge"))
     bare = tmp_path / "no-tokenizer"
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_llama / name, bare / name)
     with pytest.raises(DuskError, match="no tokenizer files"):
-        eval_run.run(eval_run.EvalConfig(str(bare), ("gsm8k",), tmp_path / "y", limit=1))
+        eval_run.run(eval_run.EvalConfig(model=str(bare), tasks=("gsm8k",), out=tmp_path / "y", limit=1))
     monkeypatch.setenv("DUSK_DATA_DIR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DuskError, match=r"data file missing for 'gsm8k': looked for .*gsm8k/test.jsonl.*DUSK_DATA_DIR"):
-        eval_run.run(eval_run.EvalConfig(str(tiny_llama), ("gsm8k",), tmp_path / "z", limit=1))
+        eval_run.run(eval_run.EvalConfig(model=str(tiny_llama), tasks=("gsm8k",), out=tmp_path / "z", limit=1))

@@ -4,51 +4,90 @@ and write results.json and the samples files (as `dusk.merge.run` does for merge
     DUSK_DATA_DIR=../shared/data dusk eval tiny-llama --tasks arc_challenge --limit 5 --out /tmp/eval
 """
 
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
-from dusk.errors import DuskError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from dusk.eval.harness import Selection, h6_aggregate, mmlu_aggregate, prepare_runs, score_runs
 from dusk.eval.results import write_results
 from dusk.eval.subsets import subset_ids
 from dusk.eval.tasks import expand_tasks
-from dusk.eval.tasks.base import MODES, Mode
+from dusk.eval.tasks.base import Mode
 from dusk.hashing import sha256_dir
 from dusk.run_output import check_out_dir
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    """One `dusk eval` run."""
+class EvalConfig(BaseModel):
+    """One `dusk eval` run: the same class validates the recipe stage and generates the command's flags."""
 
-    model: str  # built-in name, Hugging Face model directory or .gguf file
-    tasks: tuple[str, ...]  # task or group names (h6, mmlu, arc_challenge, mmlu_anatomy, ...)
-    out: Path  # directory for results.json and samples_<task>.jsonl
-    mode: Mode = "harness"  # harness = lm-evaluation-harness 0.4.x; leaderboard = Open LLM Leaderboard v1
-    limit: int | None = None  # score only the first N items of each task (each MMLU subject)
-    subset: str | None = None  # score a named fixed subset (tiny = 100 items per task)
-    batch_size: int = 8  # requests per forward batch
-    dtype: str = "float32"  # model weights' dtype: float32 or bfloat16
-    max_new_tokens: int = 256  # generation budget per GSM8K item (lm-eval's max_gen_toks)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise DuskError(f"--mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        if self.limit is not None and self.limit <= 0:
-            raise DuskError(f"--limit must be a positive number of items per task, got {self.limit}")
+    model: str = Field(description="built-in name, Hugging Face model directory or .gguf file")
+    tasks: tuple[str, ...] = Field(
+        ("h6",), description="tasks or groups, comma-separated: h6, mmlu, arc_challenge, mmlu_<subject>, ..."
+    )
+    out: Path | None = Field(
+        None, description="directory for results.json and samples_<task>.jsonl (default runs/eval/<model name>)"
+    )
+    mode: Mode = Field(
+        "harness", description="harness = lm-evaluation-harness 0.4.x; leaderboard = Open LLM Leaderboard v1"
+    )
+    limit: int | None = Field(None, description="score only the first N items of each task (each MMLU subject)")
+    subset: str | None = Field(None, description="score a named fixed subset (tiny = 100 items per task)")
+    batch_size: int = Field(8, description="requests per forward batch")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="model weights' dtype")
+    max_new_tokens: int = Field(256, description="generation budget per GSM8K item (lm-eval's max_gen_toks)")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split_tasks(cls, value: object) -> object:
+        """`arc_challenge,gsm8k` (a flag or a recipe string) and lists of such strings."""
+        parts = [value] if isinstance(value, str) else value
+        if isinstance(parts, list | tuple):
+            return tuple(name.strip() for part in parts for name in str(part).split(",") if name.strip())
+        return value
+
+    @field_validator("limit")
+    @classmethod
+    def _positive_limit(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be a positive number of items per task")
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive number of requests per batch")
+        return value
+
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _positive_budget(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive number of tokens")
+        return value
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> "EvalConfig":
         if self.limit is not None and self.subset is not None:
-            raise DuskError("give --limit or --subset, not both")
-        if self.batch_size <= 0:
-            raise DuskError(f"--batch-size must be a positive number of requests per batch, got {self.batch_size}")
-        if self.max_new_tokens <= 0:
-            raise DuskError(f"--max-new-tokens must be a positive number of tokens, got {self.max_new_tokens}")
+            raise ValueError("give --limit or --subset, not both")
         if not self.tasks:
-            raise DuskError("--tasks is empty; name tasks or groups (h6, mmlu, ...)")
+            raise ValueError("--tasks is empty; name tasks or groups (h6, mmlu, ...)")
         names = expand_tasks(list(self.tasks))  # unknown names fail here, before the model loads
         if self.subset is not None:
             for name in names:
                 subset_ids(self.subset, name)  # an unknown subset or a task it does not cover fails here too
+        return self
+
+
+def default_out(model: str) -> Path:
+    """Where `dusk eval` writes without --out: runs/eval/<the model's folder or file name>."""
+    return Path("runs") / "eval" / Path(os.path.abspath(model)).name.removesuffix(".gguf")
 
 
 def load_engine(model_dir: Path, dtype: str, batch_size: int):
@@ -64,6 +103,8 @@ def run(cfg: EvalConfig) -> Path:
     """Evaluate, aggregate and write results.json + samples; return the results.json path."""
     from dusk.models.io import load_tokenizer, read_config, resolve_model  # imports torch: not at `dusk --help`
 
+    if cfg.out is None:
+        cfg = cfg.model_copy(update={"out": default_out(cfg.model)})
     check_out_dir(cfg.out)
     model_dir = resolve_model(cfg.model)
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
