@@ -99,7 +99,7 @@ BAD_INPUTS: list = [
     pytest.param(lambda e: e.up("--drop", "half"), ["--drop", "'half'", "auto"], id="drop-not-a-number"),
     pytest.param(
         lambda e: e.up("--drop", "auto", "--layers", "6", "--data", "no_such_set"),
-        "no_such_set",
+        ["--data no_such_set", "unknown dataset"],
         id="auto-unknown-data",
     ),
     pytest.param(
@@ -121,7 +121,11 @@ BAD_INPUTS: list = [
     ),
     # --scan
     pytest.param(lambda e: e.up("--scan", "--samples", "0"), "--samples 0", id="scan-zero-samples"),
-    pytest.param(lambda e: e.up("--scan", "--data", "no_such_set"), "no_such_set", id="scan-unknown-data"),
+    pytest.param(
+        lambda e: e.up("--scan", "--data", "no_such_set"),
+        ["--data no_such_set", "unknown dataset"],
+        id="scan-unknown-data",
+    ),
     pytest.param(lambda e: e.up("--scan", "--drop", "1"), ["--scan", "--drop"], id="scan-with-drop"),
     pytest.param(_scan_out_exists, ["scan.json", "already exists"], id="scan-out-exists"),
     pytest.param(lambda e: ["upscale", "--scan", "--out", e.out], ["--scan", "model"], id="scan-no-model"),

@@ -129,7 +129,6 @@ def _print_choice(cfg) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from dusk.data.registry import check_source
     from dusk.models import dus_scan
     from dusk.models.io import resolve_model
 
@@ -141,8 +140,7 @@ def _scan(args: argparse.Namespace) -> int:
         raise DuskError(f"--scan only measures the model; it takes no {', '.join(ignored)}")
     samples = dus_scan.DEFAULT_SAMPLES if args.samples is None else args.samples
     dus_scan.check_scan_args(samples)
-    data = args.data or dus_scan.DEFAULT_DATA
-    check_source(data)
+    data = dus_scan.check_scan_data(args.data)
     if args.out.is_dir() or (args.out.exists() and not args.force):
         raise DuskError(f"--out {args.out}: already exists; pass --force to replace a scan file")
     scan = dus_scan.scan_model(args.model, resolve_model(args.model), data, samples)

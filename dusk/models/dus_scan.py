@@ -134,6 +134,18 @@ def scan_model(
     return LayerScan(model_arg, data, samples, tokens, [depth[i][i + 1] for i in range(n)], depth)
 
 
+def check_scan_data(data: str | None) -> str:
+    """The calibration dataset name or file (the default when None), refused up front if it names nothing."""
+    from dusk.data.registry import check_source
+
+    data = DEFAULT_DATA if data is None else data
+    try:
+        check_source(data)
+    except DuskError as exc:
+        raise DuskError(f"--data {data}: {exc}") from exc
+    return data
+
+
 def check_scan_args(samples: int, seq_len: int = DEFAULT_SEQ_LEN) -> None:
     """Refuse a sample count or sequence length below 1 before any model is loaded."""
     if samples < 1:

@@ -172,8 +172,8 @@ def config_for_model(
         dus_scan.check_target_layers(layers, num_layers)
         samples = dus_scan.DEFAULT_SAMPLES if scan_samples is None else scan_samples
         dus_scan.check_scan_args(samples)
-        _check_data(scan_data)
-        scan = dus_scan.scan_model(model, resolve_model(model), scan_data or dus_scan.DEFAULT_DATA, samples)
+        data = dus_scan.check_scan_data(scan_data)
+        scan = dus_scan.scan_model(model, resolve_model(model), data, samples)
         ranked = dus_scan.rank_stackings(scan, layers)
         best = ranked[0]
         slices = [_slice(model, 0, best.a), _slice(model, best.b, num_layers)]
@@ -196,13 +196,6 @@ def config_for_model(
 
 def _slice(model: str, start: int, end: int) -> Slice:
     return Slice(sources=[SliceSource(model=model, layer_range=(start, end))])
-
-
-def _check_data(data: str | None) -> None:
-    if data is not None:
-        from dusk.data.registry import check_source
-
-        check_source(data)
 
 
 def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str = "2GiB") -> UpscaleConfig:
