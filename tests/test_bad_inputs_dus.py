@@ -72,6 +72,12 @@ def _scan_out_exists(e: Env) -> list[str]:
     return ["upscale", str(e.a), "--scan", "--out", str(e.tmp / "scan.json")]
 
 
+def _pretrain(e: Env, model: str, *flags: str) -> list[str]:
+    data = e.tmp / "text.jsonl"
+    data.write_text(json.dumps({"text": "Some words to train on. " * 50}) + "\n")
+    return ["pretrain", "--model", model, "--data", str(data), "--out", e.out, "--no-progress", *flags]
+
+
 BAD_INPUTS: list = [
     # --expand every:K
     pytest.param(lambda e: e.up("--expand", "every:0"), ["--expand every:0", "[1, 4]"], id="expand-k-zero"),
@@ -129,6 +135,32 @@ BAD_INPUTS: list = [
     pytest.param(lambda e: e.up("--scan", "--drop", "1"), ["--scan", "--drop"], id="scan-with-drop"),
     pytest.param(_scan_out_exists, ["scan.json", "already exists"], id="scan-out-exists"),
     pytest.param(lambda e: ["upscale", "--scan", "--out", e.out], ["--scan", "model"], id="scan-no-model"),
+    # --trainable (pretrain and SFT)
+    pytest.param(
+        lambda e: _pretrain(e, str(e.a), "--trainable", "top"),
+        ["--trainable 'top'", "layers:A-B"],
+        id="trainable-unknown",
+    ),
+    pytest.param(
+        lambda e: _pretrain(e, str(e.a), "--trainable", "new"),
+        ["--trainable new", "no dusk_upscale.json", "tiny-llama-4"],
+        id="trainable-new-without-record",
+    ),
+    pytest.param(
+        lambda e: _pretrain(e, "tiny-llama", "--trainable", "new"),
+        ["--trainable new", "tiny-llama", "built-in"],
+        id="trainable-new-builtin",
+    ),
+    pytest.param(
+        lambda e: _pretrain(e, str(e.a), "--trainable", "layers:2-4"),
+        ["--trainable layers:2-4", "layers 0 to 3"],
+        id="trainable-layers-out-of-range",
+    ),
+    pytest.param(
+        lambda e: _pretrain(e, str(e.a), "--trainable", "layers:1-1", "--lora"),
+        ["--trainable layers:1-1", "--lora"],
+        id="trainable-with-lora",
+    ),
 ]
 
 
