@@ -7,7 +7,6 @@ temporary directory that the error names.
     write_run_files(Path("runs/eval/sft"), {"results.json": "{}", "samples_gsm8k.jsonl": ""}, "eval")
 """
 
-import argparse
 import os
 import re
 import tempfile
@@ -25,13 +24,6 @@ SAMPLES_NAME = re.compile(r"samples_(?P<task>[A-Za-z0-9_]+)\.jsonl")
 def samples_name(task: str) -> str:
     """The per-task samples file of a run: `samples_<task>.jsonl`."""
     return f"samples_{task}.jsonl"
-
-
-def out_dir_arg(text: str) -> Path:
-    """argparse type of `--out`: a non-empty path (an empty one would silently mean the current directory)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected an output directory, got an empty path")
-    return Path(text)
 
 
 def check_out_dir(out: Path) -> None:

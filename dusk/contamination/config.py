@@ -19,11 +19,13 @@ class ContaminationConfig(BaseModel):
 
     model: str = Field(description="the model under test: built-in name, model directory or .gguf file")
     reference: str = Field(description="the reference model that samples continuations (e.g. the base model)")
-    tasks: tuple[str, ...] = Field(("h6",), description="tasks or groups to test (h6 = all six)")
+    tasks: tuple[str, ...] = Field(("h6",), description="tasks or groups to test, comma-separated (h6 = all six)")
     n: int = Field(100, ge=1, description="items per task, drawn with `seed` (all items if the split is smaller)")
     samples: int = Field(DEFAULT_SAMPLES, ge=1, description="continuations the reference samples per item")
     seed: int = Field(0, description="seed of the item draw and of every item's sampling generator")
-    out: Path = Field(Path("runs/contamination"), description="output directory (results.json, table.md, JSONL)")
+    out: Path | None = Field(
+        None, description="output directory: results.json, table.md, JSONL (default runs/contamination-<model name>)"
+    )
     prefix_ratio: float = Field(0.4, gt=0, lt=1, description="share of an item's words given as the prefix")
     min_words: int = Field(5, ge=2, description="items with fewer words are skipped (and counted) as too short")
     sampler: Literal["reference", "model"] = Field(
@@ -34,7 +36,16 @@ class ContaminationConfig(BaseModel):
     top_k: int = Field(50, ge=0, description="sample from the sampler's top-k tokens (0 = the full distribution)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the sampler")
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
-    dtype: str = Field("float32", description="dtype both models run in (float32, bfloat16)")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype both models run in")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split_tasks(cls, value: object) -> object:
+        """`arc_challenge,gsm8k` (a flag or a recipe string) and lists of such strings."""
+        parts = [value] if isinstance(value, str) else value
+        if isinstance(parts, list | tuple):
+            return tuple(name.strip() for part in parts for name in str(part).split(",") if name.strip())
+        return value
 
     @field_validator("tasks")
     @classmethod

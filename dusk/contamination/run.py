@@ -13,6 +13,7 @@ trained on that benchmark.
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +194,8 @@ def run(cfg: ContaminationConfig, items_by_task: dict[str, list[ContaminationIte
 
     if cfg.dtype not in ("float32", "bfloat16"):
         raise DuskError(f"dtype {cfg.dtype!r}: expected float32 or bfloat16")
+    if cfg.out is None:
+        cfg = cfg.model_copy(update={"out": Path("runs") / f"contamination-{Path(os.path.abspath(cfg.model)).name}"})
     check_out_dir(cfg.out)
     data_files = items_by_task is None
     if items_by_task is None:  # the data is read before the models load: a missing file fails first
