@@ -27,6 +27,9 @@ from dusk.models.io import copy_side_files, resolve_model
 from dusk.models.safetensors_io import ModelTensors, TensorSpec, shard_bytes, write_sharded
 
 ROW_BLOCK_BYTES = 32 * 1024**2  # elementwise methods merge row blocks of about this many bytes per input
+# Tensors an input may lack because its weights are tied to another (mergekit's `optional` weights with
+# `tied_names`, e.g. a tied lm_head): the tied tensor stands in for it, and the output has it if any input does.
+TIED = {"lm_head.weight": "model.embed_tokens.weight"}
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,22 @@ def check_same_architecture(models: dict[str, InputModel], tokenizer_source: str
             (first.layout.suffixes, other.layout.suffixes, f"{first.layout.prefix}<i>."),
             (first.layout.shared, other.layout.shared, ""),
         ):
-            if set(mine) != set(theirs):
-                name = sorted(set(mine) ^ set(theirs))[0]
+            for name in sorted(set(mine) ^ set(theirs)):
                 owner, lacking = (first, other) if name in mine else (other, first)
-                raise DuskError(f"tensor {prefix}{name} exists in {owner.arg} but is missing from {lacking.arg}")
+                if stand_in(lacking, name) == name:
+                    raise DuskError(f"tensor {prefix}{name} exists in {owner.arg} but is missing from {lacking.arg}")
+
+
+def stand_in(model: InputModel, name: str) -> str:
+    """The tensor of `model` that stands for `name`: itself, or its tied tensor (TIED) when only that one exists."""
+    tied = TIED.get(name)
+    return tied if name not in model.tensors and tied is not None and tied in model.tensors else name
+
+
+def shared_names(models: list[InputModel]) -> list[str]:
+    """The tensors outside layers that the output has: the first model's, then tied ones only others have."""
+    names = list(models[0].layout.shared)
+    return names + [name for name in TIED if name not in names and any(name in m.layout.shared for m in models)]
 
 
 def _check_vocab(first: InputModel, other: InputModel, tokenizer_source: str | None) -> None:
@@ -104,10 +119,18 @@ def _check_vocab(first: InputModel, other: InputModel, tokenizer_source: str | N
 
 
 def output_config(
-    reference: dict, layer_configs: list[dict], layer_sources: list[tuple[str, int]], cfg: MergeConfig
+    reference: dict,
+    layer_configs: list[dict],
+    layer_sources: list[tuple[str, int]],
+    cfg: MergeConfig,
+    untied: bool = False,
 ) -> dict:
-    """The output config.json: the base's (or first model's), with the layer count and per-layer lists updated."""
+    """The output config.json: the base's (or first model's), with the layer count and per-layer lists updated, and
+    `tie_word_embeddings` false when the output has its own lm_head (a tied base merged with an untied model: a
+    tied config would make transformers drop the merged lm_head and reuse the embeddings)."""
     config = {key: value for key, value in reference.items() if key != "quantization_config"}
+    if untied and config.get("tie_word_embeddings"):
+        config["tie_word_embeddings"] = False
     config = without_remote_code(config, str(cfg.base_model or layer_sources[0][0]))
     for key in per_layer_config_keys(reference):
         config[key] = [source[key][layer] for source, (_m, layer) in zip(layer_configs, layer_sources, strict=True)]

@@ -17,7 +17,7 @@ import torch
 
 from dusk.errors import DuskError
 from dusk.merge.config import MergeConfig, OutputSlice, Parameters, SliceSource, evaluate_setting
-from dusk.merge.io import InputModel, check_same_architecture, open_models, output_config
+from dusk.merge.io import TIED, InputModel, check_same_architecture, open_models, output_config, shared_names, stand_in
 from dusk.merge.methods import REQUIRED, MergeMethod, get_method
 from dusk.models.io import torch_dtype
 from dusk.models.safetensors_io import SAFETENSORS_DTYPES, TORCH_DTYPES, TensorSpec
@@ -202,7 +202,9 @@ def _job(
 ) -> TensorJob:
     cfg, method, models = ctx
     specs = _input_specs(inputs, models, out_name)
-    params = resolve_params(item, cfg, method, (out_name, [name for _m, name in inputs]), base, t)
+    # per-model filters match the model's own tensor name; a tied stand-in is matched as the tensor it stands for
+    own_names = [out_name if name == TIED.get(out_name) else name for _m, name in inputs]
+    params = resolve_params(item, cfg, method, (out_name, own_names), base, t)
     compute = _compute_dtype(specs, cfg)
     out_dtype = torch_dtype(cfg.out_dtype) if cfg.out_dtype and compute.is_floating_point else compute
     if cfg.out_dtype == "float64" and compute.is_floating_point:
@@ -218,11 +220,10 @@ def _is_pre(name: str) -> bool:
 
 def _shared_jobs(item: OutputSlice, index: int, ctx: tuple, pre: bool) -> list[TensorJob]:
     cfg, method, models = ctx
-    first = models[item.sources[0].model]
     base = _base_index(item, cfg, method, index)
     return [
-        _job(name, [(s.model, name) for s in item.sources], item, ctx, base, 0.0)
-        for name in first.layout.shared
+        _job(name, [(s.model, stand_in(models[s.model], name)) for s in item.sources], item, ctx, base, 0.0)
+        for name in shared_names([models[s.model] for s in item.sources])
         if _is_pre(name) == pre
     ]
 
@@ -252,7 +253,10 @@ def plan_merge(cfg: MergeConfig) -> MergePlan:
                 jobs.append(_job(out_layout.name(out_layer, suffix), inputs, item, ctx, base, t))
     jobs += _shared_jobs(slices[-1], len(slices) - 1, ctx, pre=False)
     reference = models[cfg.base_model or slices[0].sources[0].model]
-    config = output_config(reference.config, [models[m].config for m, _l in layer_sources], layer_sources, cfg)
+    untied = any(job.spec.name in TIED for job in jobs)
+    config = output_config(
+        reference.config, [models[m].config for m, _l in layer_sources], layer_sources, cfg, untied=untied
+    )
     return MergePlan(method, jobs, models, config, layer_sources)
 
 
