@@ -108,9 +108,9 @@ def test_unknown_kind_lists_known_kinds(tmp_path: Path) -> None:
 
 def test_unknown_field_names_stage_and_lists_valid_fields(tmp_path: Path) -> None:
     data = two_stage()
-    data["stages"]["dus"]["layers"] = 3
+    data["stages"]["dus"]["drops"] = 3
     with pytest.raises(
-        DuskError, match=r"stage dus: unknown field 'layers' for kind upscale; valid fields: model, drop"
+        DuskError, match=r"stage dus: unknown field 'drops' for kind upscale; valid fields: model, drop"
     ):
         load_recipe(write(tmp_path, data))
 
