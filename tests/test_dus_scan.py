@@ -85,10 +85,15 @@ def test_drop_auto_records_scan_and_choice(tiny_llama_4: Path, tmp_path: Path, c
 
 
 @pytest.mark.slow
-def test_smollm2_scan_and_auto_choice(tmp_path: Path) -> None:
-    from dusk.models.io import resolve_model
-
-    scan = scan_model("smollm2-135m", resolve_model("smollm2-135m"), samples=2)
+def test_smollm2_drop_auto_44_layers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "auto"
+    argv = ["upscale", "smollm2-135m", "--drop", "auto", "--layers", "44", "--samples", "2", "--out", str(out)]
+    assert main(argv) == 0
+    record = json.loads((out / "dusk_upscale.json").read_text())
+    scan = LayerScan(**{k: v for k, v in record["scan"].items() if k != "solar_seams"})
     ranked = rank_stackings(scan, 44)
     assert len(ranked) == 17 and all(r.a - r.b == 14 for r in ranked)
-    assert ranked[0].seam_distance <= scan.seam_distance(22, 8)  # the choice is never worse than SOLAR's m=8
+    assert (record["choice"]["a"], record["choice"]["b"]) == (ranked[0].a, ranked[0].b)
+    assert [s["seam_distance"] for s in record["scan"]["solar_seams"] if s["drop"] == 8] == [scan.depth_distance[22][8]]
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 44
+    assert f"chosen: [0, {ranked[0].a}) + [{ranked[0].b}, 30)" in capsys.readouterr().out
