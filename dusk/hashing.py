@@ -1,9 +1,11 @@
-"""Content hashes for files and model directories (cache keys, provenance in results).
+"""Content hashes for files and model directories (cache keys, provenance in results), and `HashMemo`, which
+remembers them by size and mtime so unchanged inputs are not re-read.
 
 python -c "from dusk.hashing import sha256_file; print(sha256_file('model.safetensors'))"
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 _CHUNK = 1 << 22
@@ -26,3 +28,27 @@ def sha256_dir(path: Path) -> str:
         digest.update(str(file.relative_to(root)).encode())
         digest.update(sha256_file(file).encode())
     return digest.hexdigest()
+
+
+class HashMemo:
+    """sha256 of files and directories, remembered by (size, mtime) so unchanged inputs are not re-read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.memo: dict = json.loads(path.read_text()) if path.is_file() else {}
+
+    def _signature(self, path: Path) -> list:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        return [[str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+    def sha256(self, path: Path) -> str:
+        path = Path(path).resolve()
+        signature = self._signature(path)
+        entry = self.memo.get(str(path))
+        if entry and entry["signature"] == signature:
+            return entry["sha256"]
+        digest = sha256_file(path) if path.is_file() else sha256_dir(path)
+        self.memo[str(path)] = {"signature": signature, "sha256": digest}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.memo))
+        return digest

@@ -25,7 +25,7 @@ from typing import Any
 
 from dusk import __version__
 from dusk.errors import DuskError
-from dusk.hashing import sha256_dir, sha256_file
+from dusk.hashing import HashMemo, sha256_dir, sha256_file
 from dusk.recipe import Recipe, Stage
 from dusk.run_lock import hold_run_dir
 from dusk.stages import StagePaths, get_kind, validate
@@ -44,30 +44,6 @@ class PlanItem:
 
 
 # hashing ----------------------------------------------------------------------------------------------------------
-class HashMemo:
-    """sha256 of files and directories, remembered by (size, mtime) so unchanged inputs are not re-read."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.memo: dict = json.loads(path.read_text()) if path.is_file() else {}
-
-    def _signature(self, path: Path) -> list:
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        return [[str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns] for f in files]
-
-    def sha256(self, path: Path) -> str:
-        path = Path(path).resolve()
-        signature = self._signature(path)
-        entry = self.memo.get(str(path))
-        if entry and entry["signature"] == signature:
-            return entry["sha256"]
-        digest = sha256_file(path) if path.is_file() else sha256_dir(path)
-        self.memo[str(path)] = {"signature": signature, "sha256": digest}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.memo))
-        return digest
-
-
 def _external_hash(value: str, memo: HashMemo) -> str:
     from dusk.models.builtin import BUILTIN_MODELS
 
