@@ -6,7 +6,6 @@ Flags given on the command line override the YAML file; the YAML keys are exactl
 """
 
 import logging
-import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,7 +20,7 @@ from dusk.config_flags import (  # noqa: F401 (re-exported: the training command
     flag_name,
     read_yaml_config,
 )
-from dusk.errors import DuskError
+from dusk.train.trainable import check_trainable_model
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class TrainConfig(BaseModel):
                 f"--warmup-steps {self.warmup_steps} is more than --max-steps {self.max_steps}: the learning rate "
                 "would never reach --lr"
             )
-        _check_trainable_model(self.model, self.trainable)
+        check_trainable_model(self.model, self.trainable)
         if self.trainable != "all" and self.lora:
             raise ValueError(f"--trainable {self.trainable} with --lora: LoRA trains adapters only; drop one")
         lora_options = sorted(name for name in self.model_fields_set if name.startswith("lora_"))
@@ -103,40 +102,6 @@ class TrainConfig(BaseModel):
     def work_dir(self) -> Path:
         """Where checkpoints and the JSONL step log live."""
         return self.run_dir if self.run_dir is not None else self.out.with_name(self.out.name + ".run")
-
-
-TRAINABLE_LAYERS = re.compile(r"^layers:(?P<a>\d+)-(?P<b>\d+)$")
-
-
-def parse_trainable(spec: str) -> tuple[str, tuple[int, int] | None]:
-    """('all' | 'new' | 'layers', (A, B) for layers:A-B); a ValueError names the spec and the accepted forms."""
-    if spec in ("all", "new"):
-        return spec, None
-    match = TRAINABLE_LAYERS.match(spec)
-    if not match:
-        raise ValueError(f"--trainable {spec!r}: expected all, new, or layers:A-B (decoder layers A to B, inclusive)")
-    first, last = int(match["a"]), int(match["b"])
-    if first > last:
-        raise ValueError(f"--trainable {spec}: A must not be above B (layers:A-B is inclusive)")
-    return "layers", (first, last)
-
-
-def _check_trainable_model(model: str, spec: str) -> None:
-    """The --trainable spec, and, when the model is a directory already there, that it has those layers (a model
-    that is a recipe stage's output is checked when it is loaded)."""
-    from dusk.models.builtin import BUILTIN_MODELS
-
-    kind, _bounds = parse_trainable(spec)
-    if kind == "new" and model in BUILTIN_MODELS:
-        raise DuskError(
-            f"--trainable new: {model} is a built-in model, not one made by `dusk upscale --expand`, so it has no "
-            "new layers (use --trainable layers:A-B)"
-        )
-    path = Path(model).expanduser()
-    if kind != "all" and (path / "config.json").is_file():
-        from dusk.train.model import trainable_layers
-
-        trainable_layers(path, spec)
 
 
 C = TypeVar("C", bound=TrainConfig)

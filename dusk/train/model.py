@@ -17,7 +17,8 @@ from torch import nn
 from dusk.atomic import atomic_output_dir
 from dusk.errors import DuskError
 from dusk.models.io import copy_side_files, load_model, read_config
-from dusk.train.config import TrainConfig, parse_trainable
+from dusk.train.config import TrainConfig
+from dusk.train.trainable import trainable_layers
 
 IGNORE = -100  # target id of positions without a loss
 
@@ -114,42 +115,6 @@ def add_lora(lm: nn.Module, cfg: TrainConfig) -> nn.Module:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(lm, lora)
-
-
-def trainable_layers(model_dir: Path, spec: str) -> set[int] | None:
-    """The decoder layer indices `--trainable` leaves trainable (None: every parameter), checked against the model.
-
-    `new` reads `new_layers` from the model's dusk_upscale.json (written by `dusk upscale --expand`).
-    """
-    kind, bounds = parse_trainable(spec)
-    num_layers = read_config(model_dir).get("num_hidden_layers")
-    if kind == "all":
-        return None
-    if kind == "layers":
-        first, last = bounds
-        if not isinstance(num_layers, int) or last >= num_layers:
-            raise DuskError(f"--trainable {spec}: the model {model_dir} has layers 0 to {_last(num_layers)}")
-        return set(range(first, last + 1))
-    record = Path(model_dir) / "dusk_upscale.json"
-    if not record.is_file():
-        raise DuskError(
-            f"--trainable new: {model_dir} has no dusk_upscale.json, so it has no new layers "
-            "(make it with `dusk upscale --expand every:K`, or use --trainable layers:A-B)"
-        )
-    try:
-        new = json.loads(record.read_text()).get("new_layers")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise DuskError(f"--trainable new: {record}: not readable as JSON ({exc})") from exc
-    if not new or not all(isinstance(i, int) and 0 <= i < (num_layers or 0) for i in new):
-        raise DuskError(
-            f"--trainable new: {record} lists no new layers of this model (new_layers: {new!r}); only "
-            "`dusk upscale --expand` adds layers that start as the identity"
-        )
-    return set(new)
-
-
-def _last(num_layers: object) -> str:
-    return str(num_layers - 1) if isinstance(num_layers, int) else "?"
 
 
 def check_trainable(model_dir: Path, cfg: TrainConfig) -> None:
