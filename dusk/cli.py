@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dusk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("\ndusk: interrupted", file=sys.stderr)  # on a line of its own, after any progress bar
         return 130
     except BrokenPipeError:
@@ -64,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"dusk: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+
+
+def _close_progress_bars() -> None:
+    """Close the open progress bars, so none redraws itself after the last line dusk prints."""
+    tqdm = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", [])):
+        bar.close()
 
 
 def _silence_stdout() -> None:
