@@ -7,9 +7,14 @@ the same YAML in its own process (wall time and peak RSS from os.wait4), then th
 tensor. Targets: time <= 1.0x mergekit's, peak RSS <= 0.5x, bit-equal outputs for deterministic methods.
 
     .venv/bin/python bench/merge_vs_mergekit.py [--methods linear,ties | all] [--dtype float16] [--repeats 1]
+        [--mergekit-threads 1]
+
+Each row also prints the machine's 1-minute load average before the method (the bench machine may be shared);
+a method whose tool fails is reported and the bench goes on. Random methods are marked * (different draws).
 """
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -69,6 +74,11 @@ METHOD_PARAMS = {
 }
 
 
+# Methods that draw random numbers (dusk seeds its own generator, mergekit uses torch's global one): their outputs
+# differ from mergekit's by design; arcee_fusion samples quartiles only for tensors over 1M entries.
+RANDOM = {"dare_ties", "dare_linear", "della", "della_linear", "arcee_fusion"}
+
+
 def config_text(method: str, dtype: str, base: Path, first: Path, second: Path) -> str:
     """The bench's config of `method`: base + two copies (a base-taking method), the two copies, or one model."""
     shared, params_b, params_c, uses_base = METHOD_PARAMS[method]
@@ -105,8 +115,12 @@ def max_abs_diff(ours: Path, theirs: Path) -> tuple[int, float]:
     return len(a.names()), worst
 
 
+class ToolFailed(Exception):
+    """One tool exited non-zero on a method's config (the bench reports it and goes on to the next method)."""
+
+
 def run_method(
-    method: str, dtype: str, models: list[Path], work: Path, repeats: int
+    method: str, dtype: str, models: list[Path], work: Path, repeats: int, mergekit_env: dict[str, str] | None = None
 ) -> tuple[Measurement, Measurement, float]:
     config = work / f"{method}.yaml"
     config.write_text(config_text(method, dtype, *models))
@@ -116,9 +130,9 @@ def run_method(
             shutil.rmtree(out, ignore_errors=True)
         dusk_runs.append(measure(dusk_command(config, work / f"{method}-dusk")))
         mergekit = [str(BIN / "mergekit-yaml"), str(config), str(work / f"{method}-mergekit"), "--quiet"]
-        mergekit_runs.append(measure(mergekit + ["--copy-tokenizer", "--out-shard-size", "5B"]))
+        mergekit_runs.append(measure(mergekit + ["--copy-tokenizer", "--out-shard-size", "5B"], env=mergekit_env))
         if dusk_runs[-1].returncode or mergekit_runs[-1].returncode:
-            raise SystemExit(f"a tool failed: dusk exit {dusk_runs[-1].returncode}, mergekit {mergekit_runs[-1]}")
+            raise ToolFailed(f"dusk exit {dusk_runs[-1].returncode}, mergekit exit {mergekit_runs[-1].returncode}")
     _count, worst = max_abs_diff(work / f"{method}-dusk", work / f"{method}-mergekit")
     return _median(dusk_runs), _median(mergekit_runs), worst
 
@@ -133,24 +147,37 @@ def main() -> None:
     parser.add_argument("--methods", default="linear,ties", help="comma-separated, or 'all'")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--mergekit-threads", type=int, help="run mergekit-yaml on this many torch threads (default: torch's default)"
+    )
     args = parser.parse_args()
+    threads = args.mergekit_threads
+    mergekit_env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
     base = resolve_model(args.model)
     with tempfile.TemporaryDirectory(prefix="dusk-merge-bench-") as tmp:
         work = Path(tmp)
         models = [base, perturbed_copy(base, work / "ft1", 1), perturbed_copy(base, work / "ft2", 2)]
         print(f"{'method':<16} {'dusk s':>8} {'mergekit s':>10} {'time x':>7} {'dusk MiB':>9} {'mergekit MiB':>12} "
-              f"{'RSS x':>6} {'max abs diff':>13}")  # fmt: skip
+              f"{'RSS x':>6} {'max abs diff':>13} {'load':>5}")  # fmt: skip
         methods = list(METHOD_PARAMS) if args.methods == "all" else args.methods.split(",")
         for method in methods:
-            dusk, mergekit, worst = run_method(method, args.dtype, models, work, args.repeats)
+            load = os.getloadavg()[0]  # the machine's 1-minute load before the method (other jobs share it)
+            try:
+                dusk, mergekit, worst = run_method(method, args.dtype, models, work, args.repeats, mergekit_env)
+            except ToolFailed as failure:
+                print(f"{method:<16} failed: {failure}", flush=True)
+                continue
             print(
                 f"{method:<16} {dusk.seconds:>8.1f} {mergekit.seconds:>10.1f} {dusk.seconds / mergekit.seconds:>7.2f} "
                 f"{dusk.peak_rss_mib:>9.0f} {mergekit.peak_rss_mib:>12.0f} "
-                f"{dusk.peak_rss_mib / mergekit.peak_rss_mib:>6.2f} {worst:>13.2e}",
+                f"{dusk.peak_rss_mib / mergekit.peak_rss_mib:>6.2f} {worst:>13.2e}{'*' if method in RANDOM else ' '}"
+                f"{load:>5.1f}",
                 flush=True,
             )
-    print(f"dtype {args.dtype}; targets: time x <= 1.0, RSS x <= 0.5, max abs diff 0 (random methods: DARE, DELLA, "
-          "and arcee_fusion on tensors over 1M entries draw differently)")  # fmt: skip
+    print(f"dtype {args.dtype}; targets: time x <= 1.0, RSS x <= 0.5, max abs diff 0; * random methods (dusk and "
+          f"mergekit draw differently); mergekit-yaml runs on {args.mergekit_threads or 'torch default'} thread(s) "
+          "(multi-threaded, its whole-tensor sums differ from single-threaded ones by a rounding step: slerp, nuslerp, "
+          "multislerp, model_stock, rescaled ties)")  # fmt: skip
 
 
 if __name__ == "__main__":
