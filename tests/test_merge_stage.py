@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
+from bad_input_helpers import assert_refused
 from safetensors.torch import load_file
 
 from dusk.errors import DuskError
@@ -74,3 +76,32 @@ def test_karcher_stage_merges_without_warning(tmp_path, caplog, tiny_llama_4, ti
         out = MERGE.run(cfg)
     assert load_file(next(Path(out).glob("*.safetensors")))
     assert "not used" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("stage", "culprits"),
+    [
+        pytest.param(
+            {
+                "kind": "merge",
+                "models": ["tiny-llama", "tiny-llama"],
+                "method": "ties",
+                "base_model": "tiny-llama",
+                "weights": [1, 1],
+                "model_parameters": [{}, {"weight": 2}],
+            },
+            ["stage m", "model_parameters[1] sets 'weight'", "weights"],
+            id="weight-in-weights-and-model-parameters",
+        ),  # fmt: skip
+        pytest.param(
+            {"kind": "merge", "models": ["tiny-llama"], "method": "ties", "weights": [1, 1]},
+            ["stage m", "weights has 2 entries for 1 models"],
+            id="weights-count",
+        ),
+    ],
+)
+def test_bad_merge_stage_is_refused_before_any_work(stage, culprits, tmp_path, capsys) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"stages": {"m": stage}}))
+    assert_refused(["run", str(recipe), "--run-dir", str(tmp_path / "run")], culprits, capsys)
+    assert not (tmp_path / "run").exists()
