@@ -59,6 +59,15 @@ def _flag_kwargs(name: str, field: Any) -> dict[str, Any]:
     return kwargs
 
 
+def comma_separated(value: object) -> object:
+    """A list field's value given as `a,b` (a flag or a recipe string), or as a list of such strings, as a tuple of
+    names; anything else is left to the field's own validation (a pydantic before-validator)."""
+    parts = [value] if isinstance(value, str) else value
+    if isinstance(parts, list | tuple):
+        return tuple(name.strip() for part in parts for name in str(part).split(",") if name.strip())
+    return value
+
+
 def _path_arg(text: str) -> Path:
     """argparse type of a path flag: an empty one would silently mean the current directory."""
     if not text.strip():

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dusk.config_flags import comma_separated
+
 DEFAULT_SAMPLES = 10  # 6 tasks x 20 items in about 12 minutes on a 2-core CPU (SmolLM2); the public tool uses 100
 
 
@@ -38,14 +40,7 @@ class ContaminationConfig(BaseModel):
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype both models run in")
 
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _split_tasks(cls, value: object) -> object:
-        """`arc_challenge,gsm8k` (a flag or a recipe string) and lists of such strings."""
-        parts = [value] if isinstance(value, str) else value
-        if isinstance(parts, list | tuple):
-            return tuple(name.strip() for part in parts for name in str(part).split(",") if name.strip())
-        return value
+    _split_tasks = field_validator("tasks", mode="before")(comma_separated)
 
     @field_validator("tasks")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dusk.config_flags import comma_separated
 from dusk.eval.harness import Selection, h6_aggregate, mmlu_aggregate, prepare_runs, score_runs
 from dusk.eval.results import write_results
 from dusk.eval.subsets import subset_ids
@@ -42,14 +43,7 @@ class EvalConfig(BaseModel):
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="model weights' dtype")
     max_new_tokens: int = Field(256, description="generation budget per GSM8K item (lm-eval's max_gen_toks)")
 
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _split_tasks(cls, value: object) -> object:
-        """`arc_challenge,gsm8k` (a flag or a recipe string) and lists of such strings."""
-        parts = [value] if isinstance(value, str) else value
-        if isinstance(parts, list | tuple):
-            return tuple(name.strip() for part in parts for name in str(part).split(",") if name.strip())
-        return value
+    _split_tasks = field_validator("tasks", mode="before")(comma_separated)
 
     @field_validator("limit")
     @classmethod
