@@ -64,7 +64,7 @@ def compare(runs: list[harness.TaskRun], samples: dict) -> list[str]:
     return problems
 
 
-def _compare_choices(where: str, task, item: harness.Item, theirs: list[float]) -> list[str]:
+def _compare_choices(where: str, task, item: harness.EvalItem, theirs: list[float]) -> list[str]:
     ours = [r.logprob for r in item.results]
     problems = []
     worst = max(abs(a - b) for a, b in zip(ours, theirs, strict=True))
