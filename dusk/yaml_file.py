@@ -1,6 +1,6 @@
 """Read a user's YAML file (recipe, mixture, slices, merge or `--config` file) safely, with one-line errors.
 
-    python -c "from dusk.yaml_file import read_yaml; print(read_yaml('recipes/tiny.yaml', 'recipe')['name'])"
+python -c "from dusk.yaml_file import read_yaml; print(read_yaml('recipes/tiny.yaml', 'recipe')['name'])"
 """
 
 from pathlib import Path
