@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from bad_input_helpers import assert_refused
-from transformers import AutoConfig, AutoModelForCausalLM
+from opt_fixtures import tiny_opt
 
 
 @dataclass
@@ -52,18 +51,7 @@ def env(tiny_llama_4: Path, tiny_llama_4b: Path, tmp_path: Path) -> Env:
 
 
 def _post_norm_opt(e: Env) -> list[str]:
-    config = AutoConfig.for_model(
-        "opt",
-        vocab_size=64,
-        hidden_size=16,
-        ffn_dim=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        word_embed_proj_dim=16,
-        do_layer_norm_before=False,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(e.tmp / "opt-350m-like")
+    tiny_opt(e.tmp / "opt-350m-like", pre_norm=False)
     return ["upscale", str(e.tmp / "opt-350m-like"), "--expand", "every:1", "--out", e.out]
 
 

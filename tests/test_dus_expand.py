@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from opt_fixtures import tiny_opt
+from transformers import AutoModelForCausalLM
 
 from dusk.errors import DuskError
 from dusk.models import upscale
@@ -51,26 +52,9 @@ def test_expanded_model_equals_base(
     _assert_same_function(base, out)
 
 
-def _tiny_opt(out: Path, pre_norm: bool) -> Path:
-    config = AutoConfig.for_model(
-        "opt",
-        vocab_size=128,
-        hidden_size=32,
-        ffn_dim=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        word_embed_proj_dim=32,
-        max_position_embeddings=64,
-        do_layer_norm_before=pre_norm,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
-    return out
-
-
 def test_other_projection_names_and_biases(tmp_path: Path) -> None:
     """OPT writes the residual through self_attn.out_proj and fc2, both with biases: all are zeroed."""
-    base = _tiny_opt(tmp_path / "opt", pre_norm=True)
+    base = tiny_opt(tmp_path / "opt", pre_norm=True)
     out = _expand(base, "every:1", tmp_path / "pro")
     assert json.loads((out / "dusk_upscale.json").read_text())["zeroed"] == ["self_attn.out_proj", "fc2"]
     assert not ModelTensors(out).read("model.decoder.layers.1.fc2.bias").any()
@@ -78,7 +62,7 @@ def test_other_projection_names_and_biases(tmp_path: Path) -> None:
 
 
 def test_post_norm_architecture_is_refused(tmp_path: Path) -> None:
-    base = _tiny_opt(tmp_path / "opt-post", pre_norm=False)
+    base = tiny_opt(tmp_path / "opt-post", pre_norm=False)
     with pytest.raises(DuskError, match="do_layer_norm_before: false.*not the identity"):
         _expand(base, "every:1", tmp_path / "pro")
     assert not (tmp_path / "pro").exists()
@@ -86,7 +70,7 @@ def test_post_norm_architecture_is_refused(tmp_path: Path) -> None:
 
 def test_zeroed_copies_are_not_the_identity_for_post_norm(tmp_path: Path) -> None:
     """Why the refusal is right: zeroing OPT post-norm projections changes the function."""
-    base = _tiny_opt(tmp_path / "opt-post", pre_norm=False)
+    base = tiny_opt(tmp_path / "opt-post", pre_norm=False)
     model = AutoModelForCausalLM.from_pretrained(base).eval()
     ids = _random_ids(128)
     with torch.no_grad():
