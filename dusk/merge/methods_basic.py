@@ -164,9 +164,12 @@ def dare_linear(group: Group, **p: Any) -> torch.Tensor:
     return generalized_task_arithmetic(group, "random", False, **p)
 
 
+BREADCRUMBS_GAMMA = Param("gamma", float, "non_base", 0.01, "share of largest |delta| dropped")
+
+
 @register(
     "breadcrumbs",
-    _task_arithmetic_params(False, False, Param("gamma", float, "non_base", 0.01, "share of largest |delta| dropped")),
+    _task_arithmetic_params(False, False, BREADCRUMBS_GAMMA),
     needs_base=True,
     reference="https://arxiv.org/abs/2312.06795",
 )
@@ -179,7 +182,7 @@ def breadcrumbs(group: Group, **p: Any) -> torch.Tensor:
 
 @register(
     "breadcrumbs_ties",
-    _task_arithmetic_params(False, False, Param("gamma", float, "non_base", 0.01, "share of largest |delta| dropped")),
+    _task_arithmetic_params(False, False, BREADCRUMBS_GAMMA),
     needs_base=True,
     reference="https://arxiv.org/abs/2312.06795",
 )
