@@ -85,13 +85,14 @@ def tree_cpu_seconds() -> float:
 def worker(engine: str, result_path: Path) -> None:
     """Run one engine and write its figures as JSON."""
     rss = PeakRss()
-    from dusk.data.decontam import H6_TASKS, DecontamConfig, benchmark_items_for, decide_local
+    from dusk.data.decontam import DecontamConfig, benchmark_items_for, decide_local
     from dusk.data.ngrams import NgramIndex
     from dusk.data.registry import load_raw
+    from dusk.h6 import H6_DATASETS
 
     records = [row.fields for name in SETS for row in load_raw(name)]
     start = time.perf_counter()
-    index = NgramIndex.build(benchmark_items_for(H6_TASKS))
+    index = NgramIndex.build(benchmark_items_for(H6_DATASETS))
     figures = {"records": len(records), "index_build_s": time.perf_counter() - start, "index": index.stats()}
     decide = decide_local
     if engine == "spark":
@@ -142,11 +143,12 @@ def short_items(thresholds: list[int], samples: int) -> None:
     sample of the added drops at the smallest threshold."""
     import random
 
-    from dusk.data.decontam import H6_TASKS, benchmark_items_for, record_text
+    from dusk.data.decontam import benchmark_items_for, record_text
     from dusk.data.ngrams import NgramIndex
     from dusk.data.registry import load_raw
+    from dusk.h6 import H6_DATASETS
 
-    items = benchmark_items_for(H6_TASKS)
+    items = benchmark_items_for(H6_DATASETS)
     data = {name: [row.fields for row in load_raw(name)] for name in TRAINING_SETS}
     columns = {"off": NgramIndex.build(items, 13, 13), **{f">={m}": NgramIndex.build(items, 13, m) for m in thresholds}}
     drops = {

@@ -20,7 +20,6 @@ from dusk.data.ngrams import MIN_WORDS, BenchmarkItem, Match, NgramIndex
 from dusk.errors import DuskError
 from dusk.h6 import H6_DATASETS
 
-H6_TASKS = H6_DATASETS  # decontamination names a benchmark by its data folder
 TASK_ALIASES = {"truthfulqa_mc2": "truthfulqa", "truthfulqa_mc": "truthfulqa", "arc": "arc_challenge"}
 RULES = ("task_name", "ngram", "exact_dup", "near_dup")
 # The SOLAR paper's Table 8: FLAN tasks dropped from the instruction data because they are benchmark-derived.
@@ -68,7 +67,7 @@ class DecontamConfig:
 
     n: int = 13  # n-gram length in words (lm-eval uses 13)
     min_words: int = MIN_WORDS  # an item shorter than n but at least this long matches whole (GPT-3's rule)
-    tasks: tuple[str, ...] = H6_TASKS  # benchmarks whose scored items are matched
+    tasks: tuple[str, ...] = H6_DATASETS  # benchmarks whose scored items are matched
     task_names: bool = True  # apply the Table 8 FLAN task-name filter
     dedup: bool = True  # drop exact duplicates (keep the first)
     near_dedup: bool = True  # drop MinHash near-duplicates (keep the first)
@@ -89,8 +88,8 @@ def check_tasks(tasks: tuple[str, ...] | list[str]) -> list[str]:
     names = []
     for task in tasks:
         name = TASK_ALIASES.get(task, task)
-        if name not in H6_TASKS:
-            raise DuskError(f"unknown benchmark {task!r}; known: {', '.join(H6_TASKS)}")
+        if name not in H6_DATASETS:
+            raise DuskError(f"unknown benchmark {task!r}; known: {', '.join(H6_DATASETS)}")
         names.append(name)
     return names
 

@@ -93,8 +93,8 @@ MIX = _data_kind(
 # decontaminate ----------------------------------------------------------------------------------------------------
 @functools.cache
 def _decontam_schema() -> type:
-    from dusk.data.decontam import H6_TASKS
     from dusk.data.ngrams import MIN_WORDS
+    from dusk.h6 import H6_DATASETS
 
     class DecontaminateStage(BaseModel):
         """`dusk data decontaminate` as a stage: drop records sharing an n-gram with a benchmark item, and dups."""
@@ -105,7 +105,7 @@ def _decontam_schema() -> type:
         min_words: int = Field(
             MIN_WORDS, ge=1, description="shortest benchmark item matched whole (when shorter than n)"
         )
-        tasks: list[str] = Field(list(H6_TASKS), description="benchmarks whose scored items are matched")
+        tasks: list[str] = Field(list(H6_DATASETS), description="benchmarks whose scored items are matched")
         task_names: bool = Field(True, description="apply the paper's Table 8 FLAN task-name filter")
         dedup: bool = Field(True, description="drop exact duplicates (keep the first)")
         near_dedup: bool = Field(True, description="drop MinHash near-duplicates (keep the first)")
