@@ -86,6 +86,11 @@ BAD_INPUTS = [
     pytest.param(_contamination("--n", "0"), ["--n 0"], id="contamination-n-zero"),
     pytest.param(_contamination("--samples", "0"), ["--samples 0"], id="contamination-samples-zero"),
     pytest.param(_contamination("--top-k", "-1"), ["--top-k -1"], id="contamination-top-k-negative"),
+    pytest.param(_contamination("--prefix-ratio", "1.5"), ["--prefix-ratio 1.5"], id="contamination-prefix-ratio"),
+    pytest.param(_contamination("--temperature", "0"), ["--temperature 0"], id="contamination-temperature-zero"),
+    pytest.param(_contamination("--threshold", "2"), ["--threshold 2"], id="contamination-threshold-above-one"),
+    pytest.param(_contamination("--min-words", "1"), ["--min-words 1"], id="contamination-min-words"),
+    pytest.param(_eval("--config", "{file}"), ["--config", "notes.txt"], id="eval-config-not-a-mapping"),
     pytest.param(_contamination("--tasks", ""), ["--tasks", "no tasks"], id="contamination-empty-tasks"),
     pytest.param(
         _contamination("--tasks", "mmlu_anatomy"), ["'mmlu_anatomy'", "h6"], id="contamination-eval-only-task"
