@@ -16,6 +16,7 @@ from dusk.errors import DuskError
 def _register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Every area's subcommands, in the order `dusk --help` lists them (each module imports no torch at load)."""
     from dusk import recipe_commands
+    from dusk.cards import commands as card_commands
     from dusk.contamination import commands as contamination_commands
     from dusk.data import commands as data_commands
     from dusk.eval import commands as eval_commands
@@ -24,7 +25,7 @@ def _register_commands(subparsers: argparse._SubParsersAction) -> None:
     from dusk.train import commands as train_commands
 
     for module in (model_commands, data_commands, train_commands, merge_commands, eval_commands,
-                   contamination_commands, recipe_commands):  # fmt: skip
+                   contamination_commands, card_commands, recipe_commands):  # fmt: skip
         module.register(subparsers)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dusk.atomic import atomic_output_dir, check_output_dir, check_writable_parent
+from dusk.cards import write_card
 from dusk.errors import DuskError
 from dusk.merge.config import MergeConfig
 from dusk.merge.io import copy_tokenizer, read_rows, row_blocks, write_model
@@ -137,5 +138,6 @@ def _run(cfg: MergeConfig) -> Path:
         provenance = cfg.model_dump(mode="json", exclude={"out", "force"})
         provenance["layer_sources"] = plan.layer_sources
         (tmp / "dusk_merge.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        write_card(tmp, out_name=str(cfg.out))
     log.info("wrote %s (%s of %d model(s))", cfg.out, cfg.merge_method, len(plan.models))
     return cfg.out

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dusk.atomic import atomic_output_dir, check_output_dir, check_writable_parent
+from dusk.cards import write_card
 from dusk.errors import DuskError
 from dusk.models.architecture import (
     LayerLayout,
@@ -380,12 +381,14 @@ def run(cfg: UpscaleConfig) -> Path:
         copy_side_files(base_dir, tmp)
         provenance = {
             "method": _method(cfg),
+            "dtype": cfg.dtype,
             "slices": [s.model_dump(mode="json") for s in cfg.slices],
             "layer_sources": plan.layer_sources,
             **plan.provenance,
             **cfg.record,
         }
         (tmp / "dusk_upscale.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        write_card(tmp, out_name=str(cfg.out))
     log.info("wrote %s (%d layers)", cfg.out, plan.config["num_hidden_layers"])
     return cfg.out
 
