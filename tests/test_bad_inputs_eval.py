@@ -71,7 +71,7 @@ BAD_INPUTS = [
         id="eval-subset-without-task",
     ),
     pytest.param(_eval("--mode", "lb"), ["--mode", "'lb'"], id="eval-bad-mode"),
-    pytest.param(_eval("--dtype", "float16"), ["--dtype", "'float16'"], id="eval-bad-dtype"),
+    pytest.param(_eval("--dtype", "fp8"), ["--dtype", "'fp8'"], id="eval-bad-dtype"),
     pytest.param(_eval("--batch-size", "0"), ["--batch-size", "0"], id="eval-batch-size-zero"),
     pytest.param(_eval("--max-new-tokens", "-1"), ["--max-new-tokens", "-1"], id="eval-budget-negative"),
     pytest.param(["eval", "{file}", "--out", "{out}"], ["notes.txt", "model directory"], id="eval-model-is-a-file"),

@@ -53,3 +53,13 @@ def test_device_record_on_cpu() -> None:
     record = device_record("cpu", "float32")
     assert record["device_name"] == "cpu" and record["torch_version"] == torch.__version__
     assert set(record) == {"device", "device_name", "dtype", "torch_version", "cuda_version"}
+
+
+def test_fast_engine_refuses_attention_without_4d_masks() -> None:
+    from types import SimpleNamespace
+
+    from dusk.eval.engine import check_attention
+
+    check_attention(SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa")))
+    with pytest.raises(DuskError, match="'flash_attention_2'.*sdpa and eager"):
+        check_attention(SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2")))

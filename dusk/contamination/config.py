@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dusk.config_flags import comma_separated
+from dusk.devices import DEVICE_HELP, DeviceName, DtypeName
 
 DEFAULT_SAMPLES = 10  # 6 tasks x 20 items in about 12 minutes on a 2-core CPU (SmolLM2); the public tool uses 100
 
@@ -38,7 +39,8 @@ class ContaminationConfig(BaseModel):
     top_k: int = Field(50, ge=0, description="sample from the sampler's top-k tokens (0 = the full distribution)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the sampler")
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype both models run in")
+    device: DeviceName = Field("auto", description=f"where both models run: {DEVICE_HELP}")
+    dtype: DtypeName = Field("auto", description="dtype both models run in (auto = bfloat16 on CUDA, float32 on CPU)")
 
     _split_tasks = field_validator("tasks", mode="before")(comma_separated)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dusk import __version__
 from dusk.contamination.items import DATASETS
+from dusk.devices import device_record
 from dusk.h6 import TITLE_OF_TASK
 from dusk.hashing import sha256_dir, sha256_file
 from dusk.run_output import RESULTS, samples_name, write_run_files
@@ -139,6 +140,7 @@ def write_outputs(cfg, pair, results: list, data_files: bool) -> Path:
     same = pair.model_dir.resolve() == pair.reference_dir.resolve()
     settings = {
         **cfg.model_dump(mode="json"),
+        **device_record(cfg.device, cfg.dtype),
         "dusk_version": __version__,
         "model_dir": str(pair.model_dir),
         "model_sha256": model_hash,

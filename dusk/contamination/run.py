@@ -100,9 +100,9 @@ def load_pair(cfg: ContaminationConfig) -> ModelPair:
         read_config(directory)  # an unreadable config.json is named here, not deep inside transformers
     tokenizer, reference_tok = load_tokenizer(model_dir), load_tokenizer(reference_dir)
     check_same_tokenizer(tokenizer, reference_tok, model_dir, reference_dir)
-    model = load_model(model_dir, dtype=cfg.dtype)
+    model = load_model(model_dir, dtype=cfg.dtype, device=cfg.device)
     same = model_dir.resolve() == reference_dir.resolve()
-    reference = model if same else load_model(reference_dir, dtype=cfg.dtype)
+    reference = model if same else load_model(reference_dir, dtype=cfg.dtype, device=cfg.device)
     vocab = min(model.get_output_embeddings().weight.shape[0], reference.get_output_embeddings().weight.shape[0])
     return ModelPair(model, reference, tokenizer, banned_token_ids(tokenizer, vocab), model_dir, reference_dir)
 
@@ -191,9 +191,10 @@ def run(cfg: ContaminationConfig, items_by_task: dict[str, list[ContaminationIte
     items come from `$DUSK_DATA_DIR`.
     """
     from dusk.contamination.report import write_outputs
+    from dusk.devices import resolve_device, resolve_dtype
 
-    if cfg.dtype not in ("float32", "bfloat16"):
-        raise DuskError(f"dtype {cfg.dtype!r}: expected float32 or bfloat16")
+    device = resolve_device(cfg.device)  # a device this machine lacks fails before anything is read
+    cfg = cfg.model_copy(update={"device": device, "dtype": resolve_dtype(cfg.dtype, device)})
     if cfg.out is None:
         cfg = cfg.model_copy(update={"out": Path("runs") / f"contamination-{Path(os.path.abspath(cfg.model)).name}"})
     check_out_dir(cfg.out)

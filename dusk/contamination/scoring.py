@@ -19,15 +19,20 @@ import torch
 LOGITS_BUDGET = 1 << 26
 
 
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def _prefix_forward(model, prefix_ids: Sequence[int]):
     """One forward of the prefix: (its KV cache, its logits [P, V])."""
-    out = model(input_ids=torch.tensor([list(prefix_ids)]), use_cache=True)
+    out = model(input_ids=torch.tensor([list(prefix_ids)], device=_device(model)), use_cache=True)
     return out.cache, out.logits[0].float()
 
 
 def _pick(logits: torch.Tensor, generator: torch.Generator, banned: torch.Tensor, top_k: int, temperature: float):
-    """Sample one token per row of `logits` [S, V]: banned ids removed, top-k filter, softmax at `temperature`."""
-    logits = logits.float() / temperature
+    """Sample one token per row of `logits` [S, V]: banned ids removed, top-k filter, softmax at `temperature`.
+    Drawn on the CPU with the CPU `generator`, so a seed draws the same tokens whatever device the model is on."""
+    logits = logits.float().cpu() / temperature
     if banned.numel():
         logits[:, banned] = float("-inf")
     if 0 < top_k < logits.shape[-1]:
@@ -59,7 +64,7 @@ def sample_continuations(
         token = _pick(next_logits, generator, banned, top_k, temperature)  # [S, 1]
         tokens.append(token)
         if step + 1 < length:
-            out = model(input_ids=token, cache=cache, use_cache=True)
+            out = model(input_ids=token.to(_device(model)), cache=cache, use_cache=True)
             next_logits = out.logits[:, -1]  # the cache grew in place
     return torch.cat(tokens, dim=1)
 
@@ -72,7 +77,8 @@ def _gather(logprobs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def score_rows(model, prefix_ids: Sequence[int], rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities of the prefix's own tokens [P-1] and of each row's tokens after the prefix [R, L]."""
     cache, logits = _prefix_forward(model, prefix_ids)
-    prefix = torch.tensor(list(prefix_ids))
+    rows = rows.to(_device(model))
+    prefix = torch.tensor(list(prefix_ids), device=rows.device)
     prefix_logprobs = _gather(torch.log_softmax(logits[:-1], dim=-1), prefix[1:])
     first = torch.log_softmax(logits[-1], dim=-1)  # the distribution of every row's first token
     n_rows, length = rows.shape
@@ -85,4 +91,4 @@ def score_rows(model, prefix_ids: Sequence[int], rows: torch.Tensor) -> tuple[to
         out = model(input_ids=part, cache=part_cache, use_cache=True)
         rest = _gather(torch.log_softmax(out.logits[:, :-1].float(), dim=-1), part[:, 1:])
         parts.append(torch.cat([first[part[:, :1]], rest], dim=1))
-    return prefix_logprobs, torch.cat(parts)
+    return prefix_logprobs.cpu(), torch.cat(parts).cpu()

@@ -47,5 +47,6 @@ def format_table(results: dict) -> str:
     lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)) for row in rows]
     settings = results["settings"]
     selection = f"subset {settings['subset']}" if settings["subset"] else f"limit {settings['limit'] or 'none'}"
-    lines.append(f"mode {settings['mode']}, {selection}, {settings['dtype']}, {settings['wall_seconds']} s")
+    where = f"{settings['dtype']} on {settings.get('device', 'cpu')}"
+    lines.append(f"mode {settings['mode']}, {selection}, {where}, {settings['wall_seconds']} s")
     return "\n".join(lines)

@@ -41,6 +41,19 @@ class EngineConfig:
             raise DuskError(f"min_shared {self.min_shared}: expected at least 1")
 
 
+FAST_ATTENTION = ("sdpa", "eager")  # take the 4D masks of dusk.eval.kv_cache; flash/flex attention do not
+
+
+def check_attention(model) -> None:
+    """The fast path attends through 4D masks (a row's padded past, causal within a segment): refuse others."""
+    used = getattr(model.config, "_attn_implementation", None) or "sdpa"
+    if used not in FAST_ATTENTION:
+        raise DuskError(
+            f"{type(model).__name__} uses attention {used!r}: dusk's engine shares prefixes through 4D attention "
+            f"masks, which only {' and '.join(FAST_ATTENTION)} take; load it with attn_implementation='sdpa'"
+        )
+
+
 class Engine:
     """Scores and generates for one causal LM and its tokenizer; `stats` accumulates over calls."""
 
@@ -53,6 +66,7 @@ class Engine:
         self.pad_id = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
         self.stats = EngineStats()
         if self.config.fast:
+            check_attention(model)
             self._check_head()
 
     @torch.no_grad()

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dusk.config_flags import comma_separated
+from dusk.devices import DEVICE_HELP, DeviceName, DtypeName
 from dusk.eval.harness import Selection, h6_aggregate, mmlu_aggregate, prepare_runs, score_runs
 from dusk.eval.results import write_results
 from dusk.eval.subsets import subset_ids
@@ -40,7 +41,11 @@ class EvalConfig(BaseModel):
     limit: int | None = Field(None, description="score only the first N items of each task (each MMLU subject)")
     subset: str | None = Field(None, description="score a named fixed subset (tiny = 100 items per task)")
     batch_size: int = Field(8, description="requests per forward batch")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="model weights' dtype")
+    device: DeviceName = Field("auto", description=f"where the model runs: {DEVICE_HELP}")
+    dtype: DtypeName = Field("auto", description="model weights' dtype (auto = bfloat16 on CUDA, float32 on CPU)")
+    attention: Literal["sdpa", "eager"] = Field(
+        "sdpa", description="attention implementation (the engine's prefix sharing needs one that takes 4D masks)"
+    )
     max_new_tokens: int = Field(256, description="generation budget per GSM8K item (lm-eval's max_gen_toks)")
 
     _split_tasks = field_validator("tasks", mode="before")(comma_separated)
@@ -84,28 +89,33 @@ def default_out(model: str) -> Path:
     return Path("runs") / "eval" / Path(os.path.abspath(model)).name.removesuffix(".gguf")
 
 
-def load_engine(model_dir: Path, dtype: str, batch_size: int):
-    """dusk's engine on the model (its tokenizer is required)."""
+def load_engine(model_dir: Path, dtype: str, batch_size: int, device: str = "cpu", attention: str = "sdpa"):
+    """dusk's engine on the model (its tokenizer is required), on `device` in `dtype`."""
     from dusk.eval.engine import Engine  # imports torch: only when a model is evaluated
     from dusk.models.io import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
-    return Engine(load_model(model_dir, dtype=dtype), tokenizer, batch_size=batch_size)
+    model = load_model(model_dir, dtype=dtype, device=device, attention=attention)
+    return Engine(model, tokenizer, batch_size=batch_size)
 
 
 def run(cfg: EvalConfig) -> Path:
     """Evaluate, aggregate and write results.json + samples; return the results.json path."""
+    from dusk.devices import device_record, resolve_device, resolve_dtype
     from dusk.models.io import load_tokenizer, read_config, resolve_model  # imports torch: not at `dusk --help`
 
     if cfg.out is None:
         cfg = cfg.model_copy(update={"out": default_out(cfg.model)})
     check_out_dir(cfg.out)
+    device = resolve_device(cfg.device)  # a device this machine lacks fails before anything is read
+    dtype = resolve_dtype(cfg.dtype, device)
     model_dir = resolve_model(cfg.model)
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
     load_tokenizer(model_dir)  # a model without a tokenizer fails before anything heavy
     started = time.perf_counter()
     runs = prepare_runs(expand_tasks(list(cfg.tasks)), cfg.mode, Selection(cfg.limit, cfg.subset), cfg.max_new_tokens)
-    engine = load_engine(model_dir, cfg.dtype, cfg.batch_size)  # after the data: a missing file fails first
+    # after the data: a missing file fails first
+    engine = load_engine(model_dir, dtype, cfg.batch_size, device, cfg.attention)
     score_runs(engine, runs, cfg.mode)
     aggregates = [a for a in [mmlu_aggregate(runs, cfg.mode)] if a]
     h6 = h6_aggregate(runs, aggregates[0] if aggregates else None)
@@ -118,7 +128,8 @@ def run(cfg: EvalConfig) -> Path:
         "tasks": list(cfg.tasks),
         "limit": cfg.limit,
         "subset": cfg.subset,
-        "dtype": cfg.dtype,
+        **device_record(device, dtype),
+        "attention": cfg.attention,
         "batch_size": cfg.batch_size,
         "max_new_tokens": cfg.max_new_tokens,
         "wall_seconds": round(time.perf_counter() - started, 2),

@@ -6,6 +6,7 @@ dusk upscale smollm2-135m --drop 8 --out runs/smollm2-dus
 import argparse
 from pathlib import Path
 
+from dusk.devices import DEVICE_HELP, DTYPE_CHOICES
 from dusk.errors import DuskError
 
 
@@ -43,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("prompt")
     generate.add_argument("--max-new-tokens", type=int, default=32)
     generate.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    generate.add_argument("--device", default="auto", help=f"where the model runs: {DEVICE_HELP} (default: auto)")
+    generate.add_argument(
+        "--dtype", default="auto", choices=DTYPE_CHOICES, help="weights' dtype (auto = bfloat16 on CUDA, else float32)"
+    )
     generate.set_defaults(handler=_generate)
 
 
@@ -150,10 +155,13 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from dusk.devices import resolve_device
     from dusk.models.generate import check_budget, greedy_generate
     from dusk.models.io import resolve_model
 
     check_budget(args.max_new_tokens)  # before a model is resolved (a GGUF may need converting first)
-    text = greedy_generate(resolve_model(args.model), args.prompt, args.max_new_tokens, chat=args.chat)
+    resolve_device(args.device)  # likewise a device this machine lacks
+    model_dir = resolve_model(args.model)
+    text = greedy_generate(model_dir, args.prompt, args.max_new_tokens, args.dtype, args.chat, args.device)
     print(f"{args.prompt}{text}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from dusk.devices import resolve_device, resolve_dtype
 from dusk.errors import DuskError
 from dusk.models.io import load_model, load_tokenizer, read_config
 
@@ -32,14 +33,21 @@ def prompt_inputs(tokenizer, prompt: str, chat: bool) -> dict:
 
 
 def greedy_generate(
-    model_dir: Path, prompt: str, max_new_tokens: int = 32, dtype: str = "float32", chat: bool = False
+    model_dir: Path,
+    prompt: str,
+    max_new_tokens: int = 32,
+    dtype: str = "auto",
+    chat: bool = False,
+    device: str = "auto",
 ) -> str:
     """The greedy continuation of `prompt` (through the chat template when `chat`), without the prompt."""
     check_budget(max_new_tokens)
+    device = resolve_device(device)  # a device this machine lacks fails before anything is read
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
     tokenizer = load_tokenizer(model_dir)
     inputs = prompt_inputs(tokenizer, prompt, chat)
-    model = load_model(model_dir, dtype=dtype)
+    model = load_model(model_dir, dtype=resolve_dtype(dtype, device), device=device)
+    inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
     with torch.inference_mode():
         output = model.generate(
             **inputs,

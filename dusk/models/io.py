@@ -121,18 +121,42 @@ def weights_use_safetensors(model_dir: Path) -> bool:
     )
 
 
-def load_model(model_dir: Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
-    """Load a causal LM from a model directory with plain transformers, in eval mode (safetensors weights only)."""
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")  # the ones dusk's eval engine feeds its 4D masks to (docs/eval_engine.md)
+
+
+def load_model(
+    model_dir: Path,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    attention: str | None = None,
+):
+    """Load a causal LM from a model directory with plain transformers, in eval mode (safetensors weights only).
+
+    `device` and `dtype` take the flags' values (`auto` included: dusk.devices resolves them); `attention` is the
+    transformers attention implementation (None = transformers' default, SDPA where the model supports it)."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
+    from dusk.devices import resolve_device, resolve_dtype
+
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    options = {} if attention is None else {"attn_implementation": attention}
     transformers_logging.disable_progress_bar()  # dusk shows its own; these filled stderr around one-line errors
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        dtype=torch_dtype(dtype),
-        trust_remote_code=trust_remote_code,
-        use_safetensors=weights_use_safetensors(model_dir),
-    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            dtype=torch_dtype(dtype),
+            trust_remote_code=trust_remote_code,
+            use_safetensors=weights_use_safetensors(model_dir),
+            **options,
+        )
+    except ValueError as exc:
+        if attention is None or attention not in str(exc):
+            raise
+        reason = str(exc).splitlines()[0]
+        raise DuskError(f"{model_dir}: this model does not support --attention {attention} ({reason})") from exc
     return model.to(device).eval()
 
 
