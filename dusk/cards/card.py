@@ -55,15 +55,18 @@ def write_card(model_dir: Path, results: Path | None = None, out_name: str | Non
         log.warning("%s is not a dusk card (no marker line): kept as it is, no card written", card)
         return None
     prov = read_provenance(model_dir)
-    scores = _results(model_dir, results)
-    text = render_card(prov, scores, out_name or str(model_dir))
+    document = _results(model_dir, results)
+    text = render_card(prov, document, out_name or str(model_dir))
+    if results is not None:  # kept only once the card it feeds could be made
+        with atomic_output_file(model_dir / RESULTS_COPY) as tmp:
+            tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     with atomic_output_file(card) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return card
 
 
 def _results(model_dir: Path, results: Path | None) -> dict | None:
-    """The results document given now (copied into the directory), else the one a previous card was given."""
+    """The results document given now, else the one a previous card was given (MODEL_DIR/dusk_card_results.json)."""
     if results is None:
         copy = model_dir / RESULTS_COPY
         return json.loads(copy.read_text(encoding="utf-8")) if copy.is_file() else None
@@ -73,8 +76,6 @@ def _results(model_dir: Path, results: Path | None) -> dict | None:
         raise DuskError(f"--results {results}: cannot read an evaluation's results.json ({exc})") from exc
     if not isinstance(document, dict) or not isinstance(document.get("tasks"), dict):
         raise DuskError(f"--results {results}: not an evaluation's results.json (no 'tasks' mapping); see dusk eval")
-    with atomic_output_file(model_dir / RESULTS_COPY) as tmp:
-        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return document
 
 
