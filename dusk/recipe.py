@@ -11,6 +11,9 @@
 Values apply in this order: `defaults: {KIND: {...}}` < the stage's own fields < `budgets: {NAME: {KIND or STAGE:
 {...}}}` chosen by `budget: NAME` < command-line overrides `STAGE.FIELD=VALUE` (and `budget=NAME`).
 
+A top-level `launch: {processes: N, shard: none|fsdp, device: auto|cpu|cuda}` (over which `dusk run --processes N`
+applies) sets how training stages run; a stage's own `launch:` mapping wins over it field by field (dusk/launch.py).
+
     python -c "from dusk.recipe import load_recipe; print(list(load_recipe('recipes/tiny.yaml').stages))"
 """
 
@@ -23,6 +26,7 @@ from typing import Any
 import yaml
 
 from dusk.errors import DuskError
+from dusk.launch import Launch, parse_launch, takes_launch
 from dusk.recipe_checks import (
     check_drop_field,
     check_external_inputs,
@@ -33,7 +37,7 @@ from dusk.recipe_checks import (
 from dusk.stages import RUNNER_FIELDS, coerce, field_specs, get_kind, validate
 from dusk.yaml_file import read_yaml_text
 
-TOP_KEYS = ("name", "description", "defaults", "budget", "budgets", "stages", "report")
+TOP_KEYS = ("name", "description", "defaults", "budget", "budgets", "launch", "stages", "report")
 WIRING_KEYS = ("kind", "from", "inputs", "for_each")
 REPORT_KEYS = ("title", "tables")
 TABLE_KEYS = ("name", "caption", "rows", "eval")
@@ -50,6 +54,7 @@ class Stage:
     refs: dict[str, tuple[str, ...]]  # field -> the stages whose artifacts it takes, in order
     settings: dict[str, Any] = field(default_factory=dict)  # every field with defaults filled (for the cache key)
     template: str | None = None  # the `for_each` stage this one was expanded from
+    launch: Launch | None = None  # processes, sharding and device of a training or eval stage (None: other kinds)
 
     @property
     def depends(self) -> tuple[str, ...]:
@@ -147,7 +152,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> tuple[str | None, lis
 def _apply_override(fields: dict, kind_name: str, override: Override, where: str) -> None:
     kind = get_kind(kind_name)
     specs = field_specs(kind)
-    if override.field in ("from", "for_each", "inputs"):
+    if override.field in ("from", "for_each", "inputs", "launch"):
         fields[override.field] = yaml.safe_load(override.text)
     elif override.field == "kind":
         raise DuskError(f"override {where}.kind: a stage's kind cannot be overridden")
@@ -242,7 +247,10 @@ def _order(stages: dict[str, Stage]) -> list[str]:
     return order
 
 
-def build_stages(data: dict, budget_name: str | None, overrides: list[Override]) -> dict[str, Stage]:
+def build_stages(
+    data: dict, budget_name: str | None, overrides: list[Override], launch: dict[str, Any] | None = None
+) -> dict[str, Stage]:
+    """The recipe's stages, validated and in dependency order; `launch` holds the recipe-wide launch values."""
     raw_stages = _mapping(data.get("stages"), "stages")
     if not raw_stages:
         raise DuskError("recipe has no stages; add a `stages:` mapping of NAME: {kind: ..., ...}")
@@ -265,7 +273,7 @@ def build_stages(data: dict, budget_name: str | None, overrides: list[Override])
         if override.stage in expanded and override.stage not in raw_stages:
             values = expanded[override.stage][0]
             _apply_override(values, values["kind"], override, override.stage)
-    return _validated(expanded)
+    return _validated(expanded, launch or {})
 
 
 def _check_override_targets(overrides: list[Override], raw_stages: dict, expanded: dict) -> None:
@@ -275,7 +283,7 @@ def _check_override_targets(overrides: list[Override], raw_stages: dict, expande
             raise DuskError(f"override {override.stage}.{override.field}: no stage {override.stage!r}; stages: {known}")
 
 
-def _validated(expanded: dict[str, tuple[dict, str | None]]) -> dict[str, Stage]:
+def _validated(expanded: dict[str, tuple[dict, str | None]], launch: dict[str, Any]) -> dict[str, Stage]:
     names = set(expanded)
     kinds = {name: values.get("kind") for name, (values, _) in expanded.items()}
     stages: dict[str, Stage] = {}
@@ -285,6 +293,7 @@ def _validated(expanded: dict[str, tuple[dict, str | None]]) -> dict[str, Stage]
             values = dict(values)
             refs = _resolve_refs(name, values, names)
             kind = values.pop("kind")
+            stage_launch = _stage_launch(name, kind, values, launch)
             check_ref_kinds(name, kind, refs, kinds)
             check_external_inputs(name, values, refs, kind)
             from dusk.stages import dump_fields
@@ -292,12 +301,30 @@ def _validated(expanded: dict[str, tuple[dict, str | None]]) -> dict[str, Stage]
             settings = dump_fields(validate(get_kind(kind), values, f"stage {name}"))
             if kind == "upscale":
                 check_drop_field(name, values, refs)
-            stages[name] = Stage(name, kind, values, refs, settings, template)
+            stages[name] = Stage(name, kind, values, refs, settings, template, stage_launch)
         except DuskError as exc:
             errors.append(str(exc))
     if errors:
         raise DuskError("\n".join(errors) if len(errors) == 1 else "recipe errors:\n  " + "\n  ".join(errors))
     return {name: stages[name] for name in _order(stages)}
+
+
+def _stage_launch(name: str, kind: str, values: dict, base: dict[str, Any]) -> Launch | None:
+    """The stage's launch (its own `launch:` over the recipe's), popped from its fields; the launch's `shard` becomes
+    the training config's `shard` field unless the stage sets that field itself."""
+    own = values.pop("launch", None)
+    if not takes_launch(kind):
+        if own is not None:
+            raise DuskError(f"stage {name}: kind {kind} takes no `launch:` (only training and eval stages do)")
+        return None
+    launch = parse_launch({} if own is None else own, base, f"stage {name}: launch")
+    if kind == "eval":
+        return launch
+    if "shard" in field_specs(get_kind(kind)):
+        values.setdefault("shard", launch.shard)
+    elif launch.shard != "none":
+        raise DuskError(f"stage {name}: launch shard {launch.shard}: {kind} has no sharded training in this dusk yet")
+    return launch
 
 
 # report -----------------------------------------------------------------------------------------------------------
@@ -340,14 +367,29 @@ def _stem_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-") or "recipe"
 
 
-def load_recipe(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read, expand and validate a recipe with command-line overrides; every error is raised here."""
+def recipe_launch(data: dict, command_line: dict[str, Any]) -> dict[str, Any]:
+    """The recipe-wide launch values: the recipe's `launch:` with the command line's (`dusk run --processes N`) over
+    it, each checked (an error names the recipe field or the flag)."""
+    top = data.get("launch")
+    top = {} if top is None else top
+    parse_launch(top, {}, "launch")
+    given = {name: value for name, value in command_line.items() if value is not None}
+    for name, value in given.items():
+        parse_launch({name: value}, {}, "command line", flags=True)
+    return {**top, **given}
+
+
+def load_recipe(
+    path: Path | str, overrides: list[str] | tuple[str, ...] = (), launch: dict[str, Any] | None = None
+) -> Recipe:
+    """Read, expand and validate a recipe with command-line overrides (`launch`: `dusk run --processes N` and the
+    other launch flags); every error is raised here."""
     path = Path(path)
     data, text = read_recipe_yaml(path)
     _check_keys(data, TOP_KEYS, str(path))
     budget, parsed = parse_overrides(overrides)
     try:
-        stages = build_stages(data, budget, parsed)
+        stages = build_stages(data, budget, parsed, recipe_launch(data, launch or {}))
         title, tables = build_report(data, stages)
     except DuskError as exc:
         raise DuskError(f"{path}: {exc}") from exc

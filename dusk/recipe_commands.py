@@ -1,12 +1,14 @@
-"""CLI for recipes: `dusk run RECIPE.yaml [STAGE.FIELD=VALUE ...] [--dry-run] [--run-dir DIR]`, `dusk results`,
-`dusk report --out DIR`.
+"""CLI for recipes: `dusk run RECIPE.yaml [STAGE.FIELD=VALUE ...] [--dry-run] [--run-dir DIR] [--processes N]`,
+`dusk results`, `dusk report --out DIR`.
 
     dusk run recipes/tiny.yaml --dry-run
+    dusk run recipes/tiny.yaml --processes 2            # each training stage in 2 processes (torchrun)
     dusk run recipes/tiny.yaml evals.limit=5 && dusk report --out runs/tiny/report
 """
 
 import argparse
 import json
+import typing
 from pathlib import Path
 
 from dusk.errors import DuskError
@@ -22,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--keep-checkpoints", action="store_true", help="keep finished stages' checkpoints (deleted by default)"
     )
+    _add_launch_flags(run)
     run.set_defaults(handler=_run)
 
     results = subparsers.add_parser("results", help="list the results store's runs, or one run's stages and scores")
@@ -37,12 +40,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(handler=_report)
 
 
+def _add_launch_flags(parser: argparse.ArgumentParser) -> None:
+    """--processes, --shard, --device from the Launch config's fields: the recipe-wide `launch:` values, which a
+    stage's own `launch:` still overrides."""
+    from dusk.config_flags import flag_help, flag_name
+    from dusk.launch import Launch
+
+    for name, field in Launch.model_fields.items():
+        choices = typing.get_args(field.annotation) or None
+        kind = None if choices else field.annotation
+        text = f"recipe-wide launch {name}: {flag_help(field)}"
+        metavar = "N" if kind is int else None
+        parser.add_argument(flag_name(name), dest=f"launch_{name}", type=kind, choices=choices, metavar=metavar,
+                            help=text)  # fmt: skip
+
+
+def _launch_args(args: argparse.Namespace) -> dict:
+    from dusk.launch import Launch
+
+    return {name: getattr(args, f"launch_{name}") for name in Launch.model_fields}
+
+
 def _run(args: argparse.Namespace) -> int:
     from dusk.recipe import load_recipe
     from dusk.runner import plan_text, run_recipe
     from dusk.store import open_store
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, args.overrides, _launch_args(args))
     run_dir = args.run_dir or Path("runs") / recipe.name
     if args.dry_run:
         print(plan_text(recipe, run_dir))

@@ -6,6 +6,7 @@ the data files it reads and dusk's version. The run directory holds everything a
 
     RUN_DIR/artifacts/<stage>/   the stage's output (a model directory, an eval's results.json, a data file)
     RUN_DIR/logs/<stage>.log     the stage's log
+    RUN_DIR/work/<stage>/launch/ a stage run in N processes (`launch:`, --processes): its ranks' logs
     RUN_DIR/results.sqlite       the results store (runs, stages, cache keys, artifacts, scores)
 
     dusk run recipes/tiny.yaml --run-dir runs/tiny --dry-run
@@ -14,6 +15,7 @@ the data files it reads and dusk's version. The run directory holds everything a
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -26,6 +28,7 @@ from typing import Any
 from dusk import __version__
 from dusk.errors import DuskError
 from dusk.hashing import HashMemo, sha256_dir, sha256_file
+from dusk.launch import check_devices, key_fields, launch_note, launched
 from dusk.recipe import Recipe, Stage
 from dusk.run_lock import hold_run_dir
 from dusk.stages import StagePaths, get_kind, validate
@@ -73,7 +76,8 @@ def stage_paths(run_dir: Path, stage: str) -> StagePaths:
 
 
 def cache_key(stage: Stage, inputs: dict[str, str], data_hashes: dict[str, str], memo: HashMemo) -> str:
-    """Hash of the stage's settings, input artifacts, data files and dusk's version."""
+    """Hash of the stage's settings, input artifacts, data files and dusk's version (and, for training in several
+    processes, their number: the global batch grows with it)."""
     kind = get_kind(stage.kind)
     settings = dict(stage.settings)
     for name in (*kind.inputs, *kind.data_inputs):
@@ -83,6 +87,8 @@ def cache_key(stage: Stage, inputs: dict[str, str], data_hashes: dict[str, str],
             hashed = [inputs[v] if v in refs else _external_hash(v, memo) if name in kind.inputs else v for v in values]
             settings[name] = hashed if isinstance(settings[name], list) else hashed[0]
     payload = {"kind": stage.kind, "settings": settings, "data": data_hashes, "dusk": __version__}
+    if key_fields(stage.kind, stage.launch):
+        payload["launch"] = key_fields(stage.kind, stage.launch)
     return _sha(json.dumps(payload, sort_keys=True, default=str))
 
 
@@ -136,8 +142,10 @@ def format_plan(recipe: Recipe, run_dir: Path, items: list[PlanItem]) -> str:
     lines = [f"recipe {recipe.name}: {len(items)} stages, run directory {run_dir}"]
     for index, item in enumerate(items, 1):
         key = item.key[:12] if item.key else "(after inputs)"
+        note = launch_note(item.stage.kind, item.stage.launch)
         lines.append(
-            f"  {index:>2}  {item.stage.name:<{width}}  {item.stage.kind:<{kind_width}}  {item.state:<9}  {key}"
+            f"  {index:>2}  {item.stage.name:<{width}}  {item.stage.kind:<{kind_width}}  {item.state:<9}  {key:<14}"
+            f"  {note}".rstrip()
         )
     counts = {state: sum(item.state == state for item in items) for state in (CACHED, RESUMABLE, TO_RUN)}
     lines.append(", ".join(f"{count} {state}" for state, count in counts.items()))
@@ -204,6 +212,7 @@ class RunContext:
     hashes: dict[str, str]  # stage -> artifact sha256
     memo: HashMemo
     keep_checkpoints: bool = False  # keep a finished stage's checkpoints (by default they are deleted)
+    show_progress: bool = True  # also show what a stage run in several processes prints (its rank 0)
 
 
 def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
@@ -232,7 +241,7 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
         with stage_log(ctx.run_dir / "logs" / f"{stage.name}.log"):
             log.info("stage %s (%s) key %s%s", stage.name, stage.kind, key, " (resuming)" if resume else "")
             cfg = kind.prepare(validate(kind, _inputs(stage, ctx.artifacts), f"stage {stage.name}"), paths, resume)
-            kind.run(cfg)
+            _run_stage(ctx, stage, cfg, paths)
             result = kind.collect(out, cfg)
             digest = _artifact_hash(out)
             log.info("stage %s done in %.1f s, artifact sha256 %s", stage.name, time.perf_counter() - started, digest)
@@ -253,8 +262,21 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
     return state
 
 
+def _run_stage(ctx: RunContext, stage: Stage, cfg: Any, paths: StagePaths) -> None:
+    """The stage's run(cfg): here, or in `launch.processes` child processes when its launch asks for several."""
+    if not launched(stage.kind, stage.launch):
+        get_kind(stage.kind).run(cfg)
+        return
+    from dusk.launch_run import launch_dir, run_processes
+
+    log.info("stage %s: %d processes (torchrun); each rank's log is in %s", stage.name, stage.launch.processes,
+             launch_dir(paths.work))  # fmt: skip
+    echo = sys.stderr if ctx.show_progress else None
+    run_processes(stage.kind, cfg, stage.launch, paths.work, f"stage {stage.name}", echo)
+
+
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, DuskError):
+    if isinstance(exc, DuskError | ChildProcessError):
         return str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
@@ -274,6 +296,7 @@ def run_recipe(recipe: Recipe, run_dir: Path, show_progress: bool = True, keep_c
 
     A training stage's checkpoints are deleted once its artifact is complete, unless `keep_checkpoints`.
     """
+    check_devices({name: (stage.kind, stage.launch) for name, stage in recipe.stages.items()})
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with hold_run_dir(run_dir):
@@ -314,7 +337,7 @@ def _execute(
         str(run_dir), __version__,
     )  # fmt: skip
     memo = HashMemo(run_dir / "state" / "hashes.json")
-    ctx = RunContext(recipe, run_dir, store, run_id, {}, {}, memo, keep_checkpoints)
+    ctx = RunContext(recipe, run_dir, store, run_id, {}, {}, memo, keep_checkpoints, show_progress)
     states: dict[str, str] = {}
     started = time.perf_counter()
     bar = tqdm(total=len(items), desc=f"run {recipe.name}", unit="stage", position=0, disable=not show_progress)
