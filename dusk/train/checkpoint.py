@@ -5,6 +5,12 @@ LoRA adapters), `optimizer.pt` (AdamW state; loaded with weights_only=True), `rn
 `state.json` (step, data position, Python RNG, the run's config). The learning rate is a pure function of the
 step, so the schedule needs no state of its own.
 
+A sharded run (`--shard fsdp`, several processes) writes instead `model-optimizer/` (torch.distributed.checkpoint:
+each rank its shard of weights and AdamW state), `rng-<rank>.safetensors` (each rank's torch and Python RNG) and
+`state.json`. All ranks write into `.step-NNNNNNNN.partial/`, and rank 0 renames it once every rank has finished:
+a killed save never leaves a directory that looks like a checkpoint. It resumes under the same number of processes,
+sharded; another process count or an unsharded run is refused (the data position depends on the global batch).
+
     dusk sft --config sft.yaml --resume          # continue from the latest checkpoint of that run
 """
 
@@ -16,6 +22,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from dusk.atomic import atomic_output_dir
 from dusk.errors import DuskError
@@ -138,6 +145,97 @@ def load_checkpoint(path: Path, lm: torch.nn.Module, optimizer: torch.optim.Opti
     version, internal, gauss = state["python_rng"]
     random.setstate((version, tuple(internal), gauss))
     return state
+
+
+def check_layout(path: Path, processes: int, sharded: bool) -> None:
+    """Refuse a checkpoint this run cannot continue: written sharded (or not) differently, or by another number of
+    processes (the data position depends on the global batch)."""
+    state = read_state(path)
+    written, was_sharded = state["num_processes"], bool(state.get("sharded", False))
+    relaunch = f"accelerate launch --multi_gpu --num_processes {written} -m dusk ..."
+    if was_sharded and not sharded:
+        raise DuskError(
+            f"cannot resume from {path}: it is a sharded checkpoint (--shard fsdp, {written} processes) and this run "
+            f"is not sharded ({processes} process(es)); resume it with --shard fsdp under {written} processes "
+            f"({relaunch})"
+        )
+    if sharded and not was_sharded:
+        raise DuskError(
+            f"cannot resume from {path}: it was written unsharded ({written} process(es)) and this run is sharded "
+            f"(--shard fsdp); resume it with --shard none under {written} process(es)"
+        )
+    if written != processes:
+        raise DuskError(
+            f"cannot resume from {path}: it was written by {written} process(es), this run has {processes}; the "
+            f"data position depends on the global batch, so resume under {written} process(es) ({relaunch})"
+        )
+
+
+def _partial_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.partial")
+
+
+def save_sharded(
+    work_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int
+) -> Path:
+    """Every rank writes its shard of weights and AdamW state and its RNG states; rank 0 publishes the checkpoint
+    (state.json, rename) after all ranks are done, then prunes old ones. Collective: every rank calls it."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    rank = dist.get_rank()
+    path = checkpoints_root(work_dir) / f"{PREFIX}{state['step']:08d}"
+    partial = _partial_path(path)
+    if rank == 0:  # a partial directory left by a killed save is not a checkpoint: start it afresh
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    dist.barrier()
+    model_state, optim_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=partial / "model-optimizer")
+    save_file(_rng_tensors(), partial / f"rng-{rank}.safetensors")
+    dist.barrier()
+    if rank == 0:
+        (partial / "state.json").write_text(json.dumps({**state, "python_rng": _python_rng_state()}, indent=1) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        partial.rename(path)
+        for old in list_checkpoints(work_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+    return path
+
+
+def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore each rank's shard of weights and AdamW state and its RNG states; return the saved state."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    rank = dist.get_rank()
+    rng_file = Path(path) / f"rng-{rank}.safetensors"
+    if not (Path(path) / "model-optimizer").is_dir() or not rng_file.is_file():
+        raise DuskError(f"--resume {path}: incomplete sharded checkpoint (no model-optimizer/ or {rng_file.name})")
+    model_state, optim_state = get_state_dict(model, optimizer)
+    loaded = {"model": model_state, "optimizer": optim_state}
+    dcp.load(loaded, checkpoint_id=Path(path) / "model-optimizer")
+    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optimizer"])
+    _restore_rng(load_file(rng_file))
+    return read_state(path)
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    version, internal, gauss = random.getstate()
+    python = torch.tensor([version, *internal], dtype=torch.int64)
+    has_gauss = torch.tensor([float(gauss is not None), gauss or 0.0], dtype=torch.float64)
+    return {"torch": torch.get_rng_state(), "python": python, "python_gauss": has_gauss}
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    version, *internal = tensors["python"].tolist()
+    has_gauss, gauss = tensors["python_gauss"].tolist()
+    random.setstate((version, tuple(internal), gauss if has_gauss else None))
 
 
 def _python_rng_state() -> list:

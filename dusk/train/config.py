@@ -59,6 +59,11 @@ class TrainConfig(BaseModel):
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
     max_grad_norm: float = Field(1.0, ge=0, description="clip the gradient norm to this (0: no clipping)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="fp32, or bf16 autocast (weights stay fp32)")
+    shard: Literal["none", "fsdp"] = Field(
+        "none",
+        description="none: every process holds the whole model (DDP); fsdp: weights, gradients and AdamW state "
+        "sharded over the processes (FSDP2; alone, a process trains unsharded with a warning)",
+    )
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in backward: less memory, ~30% slower"
     )

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dusk.errors import DuskError
-from dusk.train import checkpoint
+from dusk.train import checkpoint, sharding
 from dusk.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ class _Run:
     seconds: float = 0.0  # spent in optimizer steps since step 0 (carried likewise)
     loss: float = math.nan  # of the last step taken (carried likewise: a run resumed at its end reports it)
     last_checkpoint: Path | None = None
+    sharded: bool = False  # FSDP2 (--shard fsdp with several processes): checkpoints are sharded too
 
     @property
     def global_batch(self) -> int:
@@ -176,7 +177,7 @@ def _train_step(run: _Run) -> dict[str, Any]:
     for micro in range(cfg.grad_accum):
         start = micro * per_micro + acc.process_index * cfg.batch_size
         local = examples[start : start + cfg.batch_size]
-        sync = nullcontext() if micro == cfg.grad_accum - 1 else acc.no_sync(run.model)
+        sync = _sync(run, micro == cfg.grad_accum - 1)
         with sync, _autocast(run):
             loss, metrics = run.task.loss(run.model, run.task.collate(local))
             acc.backward(loss * acc.num_processes / total_units)
@@ -200,8 +201,19 @@ def _train_step(run: _Run) -> dict[str, Any]:
     return record
 
 
+def _sync(run: _Run, last_micro: bool) -> Any:
+    """Gradients are reduced across processes on the last micro-batch of a step only."""
+    if last_micro:
+        return nullcontext()
+    if run.sharded:
+        return sharding.gradient_sync(run.model, False)
+    return run.accelerator.no_sync(run.model)
+
+
 def _clip(run: _Run, max_norm: float) -> float:
     params = [p for p in run.model.parameters() if p.requires_grad]
+    if run.sharded:
+        return sharding.clip_grad_norm(params, max_norm)
     if max_norm > 0:
         return float(run.accelerator.clip_grad_norm_(params, max_norm))
     norms = [p.grad.detach().norm() for p in params if p.grad is not None]
@@ -224,16 +236,22 @@ def _stop_on_nan(run: _Run, loss: float, grad_norm: float) -> None:
 
 def _save(run: _Run, lm: nn.Module) -> None:
     acc = run.accelerator
+    state = {
+        "step": run.step,
+        "data_position": run.step * run.global_batch,
+        "num_processes": acc.num_processes,
+        "sharded": run.sharded,
+        "tokens": run.tokens,
+        "seconds": run.seconds,
+        "loss": run.loss,
+        "config": run.cfg.model_dump(mode="json"),
+    }
+    if run.sharded:  # every rank writes its shard
+        run.last_checkpoint = checkpoint.save_sharded(
+            run.cfg.work_dir, run.model, run.optimizer, state, run.cfg.keep_checkpoints
+        )
+        return
     if acc.is_main_process:
-        state = {
-            "step": run.step,
-            "data_position": run.step * run.global_batch,
-            "num_processes": acc.num_processes,
-            "tokens": run.tokens,
-            "seconds": run.seconds,
-            "loss": run.loss,
-            "config": run.cfg.model_dump(mode="json"),
-        }
         run.last_checkpoint = checkpoint.save_checkpoint(
             run.cfg.work_dir, lm, run.optimizer, state, run.cfg.keep_checkpoints
         )
@@ -248,12 +266,11 @@ def _resume(run: _Run, lm: nn.Module) -> int | None:
     path = checkpoint.resolve_resume(cfg.work_dir, cfg.resume)
     for change in checkpoint.check_same_config(path, cfg.model_dump(mode="json")):
         log.warning("resuming from %s with a changed %s: the steps from there use the new value", path, change)
-    state = checkpoint.load_checkpoint(path, lm, run.optimizer)
-    if state["num_processes"] != run.accelerator.num_processes:
-        raise DuskError(
-            f"cannot resume from {path}: it was written by {state['num_processes']} process(es), this run has "
-            f"{run.accelerator.num_processes}; the data position depends on the global batch"
-        )
+    checkpoint.check_layout(path, run.accelerator.num_processes, run.sharded)
+    if run.sharded:
+        state = checkpoint.load_sharded(path, run.model, run.optimizer)
+    else:
+        state = checkpoint.load_checkpoint(path, lm, run.optimizer)
     run.step, run.tokens, run.last_checkpoint = state["step"], state["tokens"], path
     run.seconds, run.loss = state.get("seconds", 0.0), state.get("loss", math.nan)
     return run.step
@@ -287,11 +304,17 @@ def train(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     acc = _make_accelerator(cfg)
+    sharding.warn_if_alone(cfg)
+    sharded = sharding.active(cfg)
+    if sharded:  # FSDP2 in place of DDP: the model is sharded before the optimizer sees its parameters
+        model = sharding.shard(model, cfg.precision)
     optimizer = build_optimizer(model, cfg)
     run = _Run(cfg, task, acc, model, optimizer, DataOrder(len(train_examples), cfg.seed), train_examples, None)
+    run.sharded = sharded
     resumed = _resume(run, model)
     run.log = StepLog(cfg.work_dir / "log.jsonl", resumed, acc.is_main_process)
-    run.model, run.optimizer = acc.prepare(model, optimizer)
+    if not sharded:
+        run.model, run.optimizer = acc.prepare(model, optimizer)
     return _run_steps(run, model, eval_examples, on_step)
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from dusk.atomic import atomic_output_dir
 from dusk.errors import DuskError
 from dusk.models.io import copy_side_files, load_model, read_config
+from dusk.train import sharding
 from dusk.train.config import TrainConfig
 from dusk.train.trainable import trainable_layers
 
@@ -138,10 +139,26 @@ def freeze_except(lm: nn.Module, layers: set[int] | None) -> int:
 
 
 def load_for_training(model_dir: Path, cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
-    """(causal LM in train mode, PeftModel or None). LoRA init is seeded by cfg.seed."""
+    """(causal LM in train mode, PeftModel or None). LoRA init is seeded by cfg.seed.
+
+    In a sharded run every rank but 0 builds the model on the meta device (no weights read, no memory): rank 0's
+    weights reach the others' shards when the loop shards the model (sharding.shard)."""
     check_seq_len(model_dir, cfg.seq_len)
     layers = trainable_layers(model_dir, cfg.trainable)
-    lm = load_model(model_dir, dtype="float32")
+    lm = meta_skeleton(model_dir) if sharding.builds_on_meta(cfg) else load_model(model_dir, dtype="float32")
+    return prepare_for_training(lm, layers, cfg)
+
+
+def meta_skeleton(model_dir: Path) -> nn.Module:
+    """The model's architecture in fp32 on the meta device (no weights)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), dtype=torch.float32)
+
+
+def prepare_for_training(lm: nn.Module, layers: set[int] | None, cfg: TrainConfig) -> tuple[nn.Module, Any]:
+    """Freeze, gradient checkpointing, LoRA adapters (seeded), train mode; returns (lm, PeftModel or None)."""
     freeze_except(lm, layers)
     lm.config.use_cache = False
     if cfg.gradient_checkpointing:
@@ -151,6 +168,19 @@ def load_for_training(model_dir: Path, cfg: TrainConfig) -> tuple[nn.Module, nn.
         torch.manual_seed(cfg.seed)
         peft_model = add_lora(lm, cfg)
     lm.train()
+    return lm, peft_model
+
+
+def plain_from_state(model_dir: Path, cfg: TrainConfig, state: dict[str, torch.Tensor]) -> tuple[nn.Module, Any]:
+    """A plain (unsharded) model holding `state` (a sharded run's consolidated weights, LoRA adapters included),
+    built without a second copy of the weights: the skeleton's meta tensors are replaced by `state`'s."""
+    lm = meta_skeleton(model_dir)
+    peft_model = add_lora(lm, cfg) if cfg.lora else None
+    lm.load_state_dict(state, assign=True, strict=False)
+    lm.tie_weights()
+    missing = [name for name, p in lm.named_parameters() if p.is_meta]
+    if missing:
+        raise RuntimeError(f"consolidated state has no {', '.join(missing[:5])}")
     return lm, peft_model
 
 

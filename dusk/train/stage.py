@@ -16,13 +16,20 @@ import torch
 from dusk.atomic import check_output_dir, check_writable_parent
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
-from dusk.train import checkpoint
+from dusk.train import checkpoint, sharding
 from dusk.train.batching import count_targets, pad_collate
 from dusk.train.config import TrainConfig
 from dusk.train.data_source import Kind, load_records
 from dusk.train.loop import Example, TrainingTask, TrainResult, train
 from dusk.train.losses import causal_lm_loss_sum
-from dusk.train.model import TargetLogProbs, check_lora_targets, check_seq_len, load_for_training, save_trained
+from dusk.train.model import (
+    TargetLogProbs,
+    check_lora_targets,
+    check_seq_len,
+    load_for_training,
+    plain_from_state,
+    save_trained,
+)
 
 log = logging.getLogger(__name__)
 KEPT_NAME = "trained-model"  # where a model whose output could not be written is kept, in the work directory
@@ -100,8 +107,10 @@ def check_outputs(cfg: TrainConfig) -> None:
     check_output_dir(cfg.out, cfg.force)
     check_writable_parent(cfg.out)
     check_writable_parent(cfg.work_dir / "log.jsonl")
-    if cfg.resume is not None:  # a checkpoint to resume from, written under the same settings
-        checkpoint.check_same_config(checkpoint.resolve_resume(cfg.work_dir, cfg.resume), cfg.model_dump(mode="json"))
+    if cfg.resume is not None:  # a checkpoint to resume from, written by as many processes, under the same settings
+        path = checkpoint.resolve_resume(cfg.work_dir, cfg.resume)
+        checkpoint.check_layout(path, world_size(), sharding.active(cfg))
+        checkpoint.check_same_config(path, cfg.model_dump(mode="json"))
 
 
 def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor) -> Path:
@@ -124,7 +133,13 @@ def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor
 def finish(
     cfg: TrainConfig, lm: torch.nn.Module, peft_model: Any, source_dir: Path, result: TrainResult, extra: dict
 ) -> Path:
-    """Write the trained model and its training record (main process only); every process returns the path."""
+    """Write the trained model and its training record (main process only); every process returns the path.
+
+    A sharded model is first gathered into one plain model on rank 0 (collective; the other ranks free theirs)."""
+    if sharding.is_sharded(lm):
+        state = sharding.full_state_on_rank0(lm)
+        lm, peft_model = plain_from_state(source_dir, cfg, state) if is_main_process() else (None, None)
+        del state
     if is_main_process():
         summary = {
             "stage": extra.pop("stage"),
