@@ -367,16 +367,20 @@ def _stem_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-") or "recipe"
 
 
+def command_line_launch(values: dict[str, Any]) -> dict[str, Any]:
+    """The launch values given as `dusk run` flags (--processes N, ...), each checked; None means not given."""
+    given = {name: value for name, value in values.items() if value is not None}
+    for name, value in given.items():
+        parse_launch({name: value}, {}, "dusk run", flags=True)
+    return given
+
+
 def recipe_launch(data: dict, command_line: dict[str, Any]) -> dict[str, Any]:
-    """The recipe-wide launch values: the recipe's `launch:` with the command line's (`dusk run --processes N`) over
-    it, each checked (an error names the recipe field or the flag)."""
+    """The recipe-wide launch values: the recipe's `launch:` (checked) with the command line's over it."""
     top = data.get("launch")
     top = {} if top is None else top
     parse_launch(top, {}, "launch")
-    given = {name: value for name, value in command_line.items() if value is not None}
-    for name, value in given.items():
-        parse_launch({name: value}, {}, "command line", flags=True)
-    return {**top, **given}
+    return {**top, **command_line}
 
 
 def load_recipe(
@@ -388,8 +392,9 @@ def load_recipe(
     data, text = read_recipe_yaml(path)
     _check_keys(data, TOP_KEYS, str(path))
     budget, parsed = parse_overrides(overrides)
+    command_line = command_line_launch(launch or {})
     try:
-        stages = build_stages(data, budget, parsed, recipe_launch(data, launch or {}))
+        stages = build_stages(data, budget, parsed, recipe_launch(data, command_line))
         title, tables = build_report(data, stages)
     except DuskError as exc:
         raise DuskError(f"{path}: {exc}") from exc
