@@ -39,6 +39,9 @@ class ContaminationConfig(BaseModel):
     top_k: int = Field(50, ge=0, description="sample from the sampler's top-k tokens (0 = the full distribution)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the sampler")
     threshold: float = Field(0.1, gt=0, le=1, description="an item is suspicious when its score is below this")
+    allow_pickle: bool = Field(
+        False, description="load pickled weights (*.bin) when a model has no safetensors: only if you trust it"
+    )
     device: DeviceName = Field("auto", description=f"where both models run: {DEVICE_HELP}")
     dtype: DtypeName = Field("auto", description="dtype both models run in (auto = bfloat16 on CUDA, float32 on CPU)")
 

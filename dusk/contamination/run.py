@@ -95,14 +95,18 @@ def load_pair(cfg: ContaminationConfig) -> ModelPair:
     """Resolve and load both models (once if they are the same directory) and check their tokenizers agree."""
     from dusk.models.io import load_model, load_tokenizer, read_config, resolve_model
 
-    model_dir, reference_dir = resolve_model(cfg.model), resolve_model(cfg.reference)
+    model_dir, reference_dir = (
+        resolve_model(cfg.model, cfg.allow_pickle),
+        resolve_model(cfg.reference, cfg.allow_pickle),
+    )
     for directory in (model_dir, reference_dir):
         read_config(directory)  # an unreadable config.json is named here, not deep inside transformers
     tokenizer, reference_tok = load_tokenizer(model_dir), load_tokenizer(reference_dir)
     check_same_tokenizer(tokenizer, reference_tok, model_dir, reference_dir)
-    model = load_model(model_dir, dtype=cfg.dtype, device=cfg.device)
+    options = {"dtype": cfg.dtype, "device": cfg.device, "allow_pickle": cfg.allow_pickle}
+    model = load_model(model_dir, **options)
     same = model_dir.resolve() == reference_dir.resolve()
-    reference = model if same else load_model(reference_dir, dtype=cfg.dtype, device=cfg.device)
+    reference = model if same else load_model(reference_dir, **options)
     vocab = min(model.get_output_embeddings().weight.shape[0], reference.get_output_embeddings().weight.shape[0])
     return ModelPair(model, reference, tokenizer, banned_token_ids(tokenizer, vocab), model_dir, reference_dir)
 

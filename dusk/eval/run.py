@@ -46,6 +46,9 @@ class EvalConfig(BaseModel):
     attention: Literal["sdpa", "eager"] = Field(
         "sdpa", description="attention implementation (the engine's prefix sharing needs one that takes 4D masks)"
     )
+    allow_pickle: bool = Field(
+        False, description="load pickled weights (*.bin) when a model has no safetensors: only if you trust it"
+    )
     max_new_tokens: int = Field(256, description="generation budget per GSM8K item (lm-eval's max_gen_toks)")
 
     _split_tasks = field_validator("tasks", mode="before")(comma_separated)
@@ -89,13 +92,20 @@ def default_out(model: str) -> Path:
     return Path("runs") / "eval" / Path(os.path.abspath(model)).name.removesuffix(".gguf")
 
 
-def load_engine(model_dir: Path, dtype: str, batch_size: int, device: str = "cpu", attention: str = "sdpa"):
+def load_engine(
+    model_dir: Path,
+    dtype: str,
+    batch_size: int,
+    device: str = "cpu",
+    attention: str = "sdpa",
+    allow_pickle: bool = False,
+):
     """dusk's engine on the model (its tokenizer is required), on `device` in `dtype`."""
     from dusk.eval.engine import Engine  # imports torch: only when a model is evaluated
     from dusk.models.io import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, dtype=dtype, device=device, attention=attention)
+    model = load_model(model_dir, dtype=dtype, device=device, attention=attention, allow_pickle=allow_pickle)
     return Engine(model, tokenizer, batch_size=batch_size)
 
 
@@ -109,13 +119,13 @@ def run(cfg: EvalConfig) -> Path:
     check_out_dir(cfg.out)
     device = resolve_device(cfg.device)  # a device this machine lacks fails before anything is read
     dtype = resolve_dtype(cfg.dtype, device)
-    model_dir = resolve_model(cfg.model)
+    model_dir = resolve_model(cfg.model, cfg.allow_pickle)
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
     load_tokenizer(model_dir)  # a model without a tokenizer fails before anything heavy
     started = time.perf_counter()
     runs = prepare_runs(expand_tasks(list(cfg.tasks)), cfg.mode, Selection(cfg.limit, cfg.subset), cfg.max_new_tokens)
     # after the data: a missing file fails first
-    engine = load_engine(model_dir, dtype, cfg.batch_size, device, cfg.attention)
+    engine = load_engine(model_dir, dtype, cfg.batch_size, device, cfg.attention, cfg.allow_pickle)
     score_runs(engine, runs, cfg.mode)
     aggregates = [a for a in [mmlu_aggregate(runs, cfg.mode)] if a]
     h6 = h6_aggregate(runs, aggregates[0] if aggregates else None)

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument(
         "--dtype", default="auto", choices=DTYPE_CHOICES, help="weights' dtype (auto = bfloat16 on CUDA, else float32)"
     )
+    generate.add_argument(
+        "--allow-pickle", action="store_true", help="load pickled weights (*.bin) when a model has no safetensors"
+    )
     generate.set_defaults(handler=_generate)
 
 
@@ -161,7 +164,9 @@ def _generate(args: argparse.Namespace) -> int:
 
     check_budget(args.max_new_tokens)  # before a model is resolved (a GGUF may need converting first)
     resolve_device(args.device)  # likewise a device this machine lacks
-    model_dir = resolve_model(args.model)
-    text = greedy_generate(model_dir, args.prompt, args.max_new_tokens, args.dtype, args.chat, args.device)
+    model_dir = resolve_model(args.model, args.allow_pickle)
+    text = greedy_generate(
+        model_dir, args.prompt, args.max_new_tokens, args.dtype, args.chat, args.device, args.allow_pickle
+    )
     print(f"{args.prompt}{text}")
     return 0

@@ -39,6 +39,7 @@ def greedy_generate(
     dtype: str = "auto",
     chat: bool = False,
     device: str = "auto",
+    allow_pickle: bool = False,
 ) -> str:
     """The greedy continuation of `prompt` (through the chat template when `chat`), without the prompt."""
     check_budget(max_new_tokens)
@@ -46,7 +47,7 @@ def greedy_generate(
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
     tokenizer = load_tokenizer(model_dir)
     inputs = prompt_inputs(tokenizer, prompt, chat)
-    model = load_model(model_dir, dtype=resolve_dtype(dtype, device), device=device)
+    model = load_model(model_dir, dtype=resolve_dtype(dtype, device), device=device, allow_pickle=allow_pickle)
     inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
     with torch.inference_mode():
         output = model.generate(

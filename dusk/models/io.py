@@ -11,18 +11,23 @@ from pathlib import Path
 import torch
 
 from dusk.errors import DuskError
+from dusk.hub import parse_hub_id, resolve_hub_model
 from dusk.models.builtin import BUILTIN_MODELS, builtin_model, packaged_gguf
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
-def resolve_model(arg: str | Path) -> Path:
-    """Return a Hugging Face model directory for a built-in name, a model directory, or a .gguf file."""
+def resolve_model(arg: str | Path, allow_pickle: bool = False) -> Path:
+    """Return a Hugging Face model directory for a built-in name, a model directory, a .gguf file, or a hub id
+    `org/name[@revision]` that is not a local path (fetched or found in the hub cache by dusk.hub)."""
     text = str(arg)
     if text in BUILTIN_MODELS:
         return _resolve_builtin(text)
     path = Path(text).expanduser()
+    hub_id = None if path.exists() else parse_hub_id(text)
+    if hub_id is not None:
+        return resolve_hub_model(hub_id, allow_pickle or pickle_allowed())
     if not path.exists() and _looks_like_a_path(text):
         raise DuskError(f"{path}: no such model directory or .gguf file")
     if not path.exists():
@@ -105,15 +110,16 @@ def pickle_allowed() -> bool:
     return os.environ.get(ALLOW_PICKLE_ENV, "") == "1"
 
 
-def weights_use_safetensors(model_dir: Path) -> bool:
-    """True when the directory's weights are safetensors; refuse pickled-only weights unless the user opted in."""
+def weights_use_safetensors(model_dir: Path, allow_pickle: bool = False) -> bool:
+    """True when the directory's weights are safetensors; refuse pickled-only weights unless the user opted in
+    (`allow_pickle`, the --allow-pickle flag, or DUSK_ALLOW_PICKLE=1)."""
     model_dir = Path(model_dir)
     if any(model_dir.glob("*.safetensors")):
         return True
     pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if not pickles:
         raise DuskError(f"{model_dir}: no weight files (*.safetensors)")
-    if pickle_allowed():
+    if allow_pickle or pickle_allowed():
         return False
     raise DuskError(
         f"{model_dir}: holds only pickled weights ({', '.join(pickles)}), which can run code when loaded; dusk loads "
@@ -130,6 +136,7 @@ def load_model(
     device: str = "cpu",
     trust_remote_code: bool = False,
     attention: str | None = None,
+    allow_pickle: bool = False,
 ):
     """Load a causal LM from a model directory with plain transformers, in eval mode (safetensors weights only).
 
@@ -149,7 +156,7 @@ def load_model(
             model_dir,
             dtype=torch_dtype(dtype),
             trust_remote_code=trust_remote_code,
-            use_safetensors=weights_use_safetensors(model_dir),
+            use_safetensors=weights_use_safetensors(model_dir, allow_pickle),
             **options,
         )
     except ValueError as exc:
