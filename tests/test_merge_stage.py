@@ -95,7 +95,7 @@ def test_karcher_stage_merges_without_warning(tmp_path, caplog, tiny_llama_4, ti
         ),  # fmt: skip
         pytest.param(
             {"kind": "merge", "models": ["tiny-llama"], "method": "ties", "weights": [1, 1]},
-            ["stage m", "weights has 2 entries for 1 models"],
+            ["stage m", "weights (--weights): 2 value(s) for 1 model(s)"],
             id="weights-count",
         ),
     ],

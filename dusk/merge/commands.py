@@ -1,37 +1,39 @@
-"""CLI for `dusk merge`: a mergekit-style YAML config, or the short form naming the models and the method.
+"""CLI for `dusk merge`: a mergekit-style YAML config, or the short form naming the models and the method. The flags
+come from the short form's config (`dusk.merge.short_form.MergeShortForm`, also the recipe's merge stage).
 
 dusk merge merge.yaml --out runs/merged [--force] [--shard-size 2GiB]
 dusk merge runs/sft-v3 runs/sft-v4 --method linear --weights 0.5,0.5 --out runs/sft-v3+v4
 """
 
 import argparse
-from pathlib import Path
 
 from dusk.errors import DuskError
 
-SHORT_FORM_FLAGS = ("method", "weights", "base", "density", "t")
+SHORT_FORM_FLAGS = ("method", "weights", "base_model", "density", "t", "parameters", "model_parameters")
+FILE_FORM_FLAGS = ("dtype", "out_dtype", "seed")  # options a config file's merge takes from the command line too
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from dusk.config_flags import RequiredUsageFormatter, add_config_flags
+    from dusk.merge.short_form import MergeShortForm
+
+    class Formatter(RequiredUsageFormatter, argparse.RawDescriptionHelpFormatter):
+        """Required flags shown without brackets; the methods epilog kept as written."""
+
     merge = subparsers.add_parser(
         "merge",
         help="merge models (mergekit 0.1.5's methods: linear, ties, dare_ties, slerp, della, model_stock, ...)",
         description="Merge models from a mergekit-style YAML config (CONFIG.yaml), or name the models "
         "and the method directly (MODEL MODEL ... --method M).",
         epilog=METHODS_HELP.replace("%", "%%"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
-    merge.add_argument("inputs", nargs="+", metavar="CONFIG.yaml | MODEL", help="a merge config, or the models")
-    merge.add_argument("--out", type=Path, required=True, help="output model directory")
-    merge.add_argument("--force", action="store_true", help="replace an existing output directory")
-    merge.add_argument("--shard-size", default="2GiB", help="maximum safetensors shard size (default 2GiB)")
-    merge.add_argument("--method", help="short form: merge method (default linear)")
-    merge.add_argument("--weights", help="short form: comma-separated weight per model (default equal)")
-    merge.add_argument("--base", help="short form: base model (task_arithmetic, ties, dare_*, della*, slerp, ...)")
-    merge.add_argument("--density", type=float, help="short form: fraction of each task vector kept, in (0, 1]")
-    merge.add_argument("--t", type=float, help="short form: slerp position (0 = base, 1 = other); nearswap distance")
-    merge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast inputs to this dtype")
-    merge.add_argument("--seed", type=int, help="random seed for DARE, DELLA and Arcee Fusion sampling (default 0)")
+    add_config_flags(merge, MergeShortForm, positional=("models",))
+    for action in merge._actions:  # argparse has no public way to give a generated positional nargs
+        if action.dest == "models":
+            action.nargs, action.metavar = "+", "CONFIG.yaml | MODEL"
+    # `--base`, the flag's spelling before it came from the config's base_model field, still works
+    merge.add_argument("--base", dest="base_model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     merge.set_defaults(handler=_merge)
 
 
@@ -62,40 +64,20 @@ merge methods (x_i the models, b the base, d_i = x_i - b, w_i weights; formulas 
 """
 
 
-def _weights(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise DuskError(f"--weights {text!r}: expected comma-separated numbers such as 0.5,0.5") from exc
-
-
 def build_config(args: argparse.Namespace):
     """The MergeConfig the command line describes (config file or short form)."""
+    from dusk.config_flags import config_from_args, flag_name
     from dusk.merge import config
+    from dusk.merge.short_form import MergeShortForm
 
-    extra = {"force": args.force, "shard_size": args.shard_size}
-    if args.dtype:
-        extra["dtype"] = args.dtype
-    if args.seed is not None:
-        extra["seed"] = args.seed
-    first = Path(args.inputs[0])
-    if len(args.inputs) == 1 and first.suffix in (".yaml", ".yml"):
-        given = [f"--{flag}" for flag in SHORT_FORM_FLAGS if getattr(args, flag) is not None]
-        if given:
-            raise DuskError(f"{', '.join(given)}: short-form flags do not combine with a config file; set them in it")
-        return config.load_merge_config(first, args.out, **extra)
-    method = args.method or "linear"
-    if method in ("slerp", "nearswap") and args.t is None:
-        what = "the position between the models (0 = the base, 1 = the other)" if method == "slerp" else "the distance"
-        raise DuskError(f"--method {method} needs --t, {what}")
-    base = args.base
-    if method in ("slerp", "nearswap", "arcee_fusion") and base is None and len(args.inputs) == 2:
-        base = args.inputs[0]
-    return config.short_form_config(
-        args.inputs, method, args.out, _weights(args.weights), base, args.density, args.t, **extra
-    )
+    short = config_from_args(MergeShortForm, args)
+    if not short.is_config_file():
+        return short.merge_config()
+    given = [flag_name(name) for name in SHORT_FORM_FLAGS if hasattr(args, name)]
+    if given:
+        raise DuskError(f"{', '.join(given)}: short-form flags do not combine with a config file; set them in it")
+    extra = {name: getattr(short, name) for name in FILE_FORM_FLAGS if hasattr(args, name)}
+    return config.load_merge_config(short.models[0], short.out, short.force, short.shard_size, **extra)
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -16,8 +16,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from dusk.errors import DuskError
-from dusk.merge.methods import get_method
-from dusk.models.safetensors_io import shard_bytes
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +79,15 @@ class MergeConfig(BaseModel):
     @field_validator("shard_size")
     @classmethod
     def _shard_size(cls, value: str) -> str:
+        from dusk.models.safetensors_io import shard_bytes
+
         shard_bytes(value)
         return value
 
     @model_validator(mode="after")
     def _check(self) -> "MergeConfig":
+        from dusk.merge.methods import get_method
+
         method = get_method(self.merge_method)
         if (self.models is None) == (self.slices is None):
             raise ValueError("give exactly one of 'models' or 'slices'")
@@ -234,6 +236,8 @@ def default_weight(method: str, count: int) -> float | None:
     """The weight a short form gives each of `count` models when none is given (`dusk merge A B`, a recipe's merge
     stage): 1/count for linear, 1 for the other methods with a `weight` parameter, none for methods without one
     (karcher, model_stock, slerp, ...: they would warn that it is unused)."""
+    from dusk.merge.methods import get_method
+
     if "weight" not in get_method(method).param_names:
         return None
     return 1.0 / count if method == "linear" else 1.0
