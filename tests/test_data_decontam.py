@@ -5,6 +5,7 @@ import json
 import string
 
 import pytest
+from pydantic import ValidationError
 
 from dusk.data.decontam import DecontamConfig, benchmark_items_for, decide_local, record_text, task_name_hit
 from dusk.data.decontam_job import DecontaminateJob, run
@@ -145,7 +146,8 @@ def test_real_benchmarks_catch_planted_items_and_report(data_env, tmp_path):
         dict(clean[0]),
     ]
     source = write_jsonl(tmp_path / "train.jsonl", clean + planted)
-    out, report = run(DecontaminateJob(str(source), tmp_path / "clean.jsonl", tmp_path / "report.json"))
+    job = DecontaminateJob(input=str(source), out=tmp_path / "clean.jsonl", report=tmp_path / "report.json")
+    out, report = run(job)
     survivors = read_jsonl(out)
     assert survivors == clean  # kept records unchanged, in order; planted and duplicate records gone
     entry = report["datasets"]["train"]
@@ -168,8 +170,8 @@ def test_real_short_item_is_dropped(data_env, tmp_path):
         {"instruction": "Answer the question.", "input": short.question, "output": short.answer},
         {"instruction": "Answer the question.", "input": short.question, "output": "I do not know."},
     ]
-    job = DecontaminateJob(str(write_jsonl(tmp_path / "t.jsonl", records)), tmp_path / "o.jsonl", rules=DecontamConfig(
-        tasks=("mmlu",), dedup=False, near_dedup=False))  # fmt: skip
+    job = DecontaminateJob(input=str(write_jsonl(tmp_path / "t.jsonl", records)), out=tmp_path / "o.jsonl",
+                           tasks=("mmlu",), dedup=False, near_dedup=False)  # fmt: skip
     out, report = run(job)
     assert read_jsonl(out) == records[1:]
     (example,) = report["datasets"]["t"]["examples"]
@@ -180,11 +182,11 @@ def test_real_short_item_is_dropped(data_env, tmp_path):
 def test_bad_inputs(tmp_path, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n[1, 2]\n', encoding="utf-8")
-    job = DecontaminateJob(str(bad), tmp_path / "out.jsonl", rules=DecontamConfig(tasks=()))
+    job = DecontaminateJob(input=str(bad), out=tmp_path / "out.jsonl", tasks="none")
     with pytest.raises(DuskError, match=r"bad\.jsonl:2: expected a JSON object"):
         run(job)
     assert not (tmp_path / "out.jsonl").exists()
     with pytest.raises(DuskError, match="unknown benchmark 'squad'"):
         benchmark_items_for(["squad"])
-    with pytest.raises(DuskError, match="unknown engine"):
-        run(DecontaminateJob(str(bad), tmp_path / "o.jsonl", engine="dask"))
+    with pytest.raises(ValidationError, match="engine"):
+        DecontaminateJob(input=str(bad), out=tmp_path / "o.jsonl", engine="dask")

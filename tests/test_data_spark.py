@@ -61,7 +61,9 @@ def test_spark_output_identical_on_real_data(spark, tmp_path, monkeypatch):
     source = write_jsonl(tmp_path / "in.jsonl", rows + rows[:30])
     outputs = {}
     for engine in ("local", "spark"):
-        job = DecontaminateJob(str(source), tmp_path / f"{engine}.jsonl", tmp_path / f"{engine}.json", engine=engine)
+        job = DecontaminateJob(
+            input=str(source), out=tmp_path / f"{engine}.jsonl", report=tmp_path / f"{engine}.json", engine=engine
+        )
         out, report = run(job)
         outputs[engine] = (out.read_bytes(), report["datasets"], report["total"])
     assert outputs["spark"] == outputs["local"]

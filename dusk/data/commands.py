@@ -5,8 +5,6 @@ DUSK_DATA_DIR=../shared/data dusk data decontaminate flan_cot --out runs/flan_cl
 
 import argparse
 import json
-import math
-from pathlib import Path
 
 from dusk.errors import DuskError
 
@@ -25,39 +23,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--tokenizer", help="model whose tokenizer renders --template chat")
     show.set_defaults(handler=_show)
 
-    mix = commands.add_parser("mix", help="build a mixture JSONL from a YAML list of (dataset, max_examples|weight)")
-    mix.add_argument("mixture", type=Path, help="mixture YAML")
-    mix.add_argument("--out", type=Path, required=True, help="output JSONL")
-    mix.add_argument("--tokenizer", help="model whose tokenizer counts tokens per source")
-    mix.add_argument("--template", default="alpaca", help="template used to render records for token counts")
-    mix.add_argument("--force", action="store_true", help="replace --out if it exists")
+    from dusk.config_flags import RequiredUsageFormatter, add_config_flags
+    from dusk.data.decontam_job import DecontaminateJob
+    from dusk.data.mixture import MixRun
+
+    mix = commands.add_parser(
+        "mix",
+        help="build a mixture JSONL from a YAML list of (dataset, max_examples|weight)",
+        formatter_class=RequiredUsageFormatter,
+    )
+    add_config_flags(mix, MixRun, positional=("mixture",))
     mix.set_defaults(handler=_mix)
 
-    decon = commands.add_parser("decontaminate", help="drop benchmark-contaminated and duplicate records")
-    decon.add_argument("input", help="dataset name or JSON/JSONL file")
-    decon.add_argument("--out", type=Path, required=True, help="output JSONL (surviving records, fields unchanged)")
-    decon.add_argument("--report", type=Path, help="write the JSON report here")
-    decon.add_argument("--engine", choices=["local", "spark"], default="local", help="local (default) or spark")
-    decon.add_argument("--spark-master", default="local[2]", help="Spark master URL (default local[2])")
-    decon.add_argument("--ngram", type=int, default=13, help="n-gram length in words (default 13)")
-    decon.add_argument(
-        "--min-words", type=int, help="shortest benchmark item matched whole when shorter than --ngram (default 8)"
+    decon = commands.add_parser(
+        "decontaminate",
+        help="drop benchmark-contaminated and duplicate records",
+        formatter_class=RequiredUsageFormatter,
     )
-    decon.add_argument(
-        "--tasks", default=",".join(_h6()), help="comma-separated benchmarks (default: the six; none: no screening)"
-    )
-    decon.add_argument("--threshold", type=float, default=0.8, help="near-duplicate Jaccard threshold")
-    decon.add_argument("--no-task-names", action="store_true", help="skip the Table 8 FLAN task-name filter")
-    decon.add_argument("--no-dedup", action="store_true", help="skip exact dedup")
-    decon.add_argument("--no-near-dedup", action="store_true", help="skip MinHash near-dedup")
-    decon.add_argument("--force", action="store_true", help="replace --out and --report if they exist")
+    add_config_flags(decon, DecontaminateJob, positional=("input",))
     decon.set_defaults(handler=_decontaminate)
-
-
-def _h6() -> tuple[str, ...]:
-    from dusk.h6 import H6_DATASETS
-
-    return H6_DATASETS
 
 
 def _list(_args: argparse.Namespace) -> int:
@@ -113,57 +97,38 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _mix(args: argparse.Namespace) -> int:
-    from dusk.data.mixture import build, load_mixture, summary, token_counts, write_mixture
+    from dusk.config_flags import config_from_args
+    from dusk.data.mixture import MixRun, build, load_mixture, summary, token_counts, write_mixture
     from dusk.data.outputs import check_output_file
     from dusk.data.templates import check_template
 
-    mixture = load_mixture(args.mixture)
-    check_output_file(args.out, args.force)
-    if args.tokenizer:
-        check_template(args.template, True)
-    tokenizer = _tokenizer(args.tokenizer)
+    job = config_from_args(MixRun, args)
+    mixture = load_mixture(job.mixture)
+    check_output_file(job.out, job.force)
+    if job.tokenizer:
+        check_template(job.template, True)
+    tokenizer = _tokenizer(job.tokenizer)
     records, stats = build(mixture)
-    tokens = token_counts(records, tokenizer, args.template) if tokenizer is not None else None
-    write_mixture(records, args.out)
+    tokens = token_counts(records, tokenizer, job.template) if tokenizer is not None else None
+    write_mixture(records, job.out)
     print(summary(stats, tokens))
-    print(f"wrote {len(records)} records to {args.out}")
+    print(f"wrote {len(records)} records to {job.out}")
     return 0
 
 
 def _decontaminate(args: argparse.Namespace) -> int:
-    from dusk.data.decontam import DecontamConfig, check_tasks, format_report
+    from dusk.config_flags import config_from_args
+    from dusk.data.decontam import format_report
     from dusk.data.decontam_job import DecontaminateJob, run
-    from dusk.data.ngrams import MIN_WORDS
     from dusk.data.outputs import check_distinct, check_output_file
     from dusk.data.registry import check_training_source
 
-    if args.ngram < 1:
-        raise DuskError(f"--ngram must be at least 1 (words per n-gram), got {args.ngram}")
-    if args.min_words is not None and args.min_words < 1:
-        raise DuskError(f"--min-words must be at least 1 (words), got {args.min_words}")
-    if not (math.isfinite(args.threshold) and 0 < args.threshold <= 1):
-        raise DuskError(f"--threshold must be in (0, 1] (a Jaccard similarity), got {args.threshold}")
-    tasks = tuple(task.strip() for task in args.tasks.split(",") if task.strip())
-    if tasks == ("none",):
-        tasks = ()
-    elif not tasks:
-        raise DuskError(f"--tasks {args.tasks!r} names no benchmark; give some of {', '.join(_h6())} (or none)")
-    check_tasks(tasks)
-    check_distinct({"--out": args.out, "--report": args.report})
-    check_output_file(args.out, args.force)
-    if args.report is not None:
-        check_output_file(args.report, args.force, "--report")
-    check_training_source(args.input)
-    rules = DecontamConfig(
-        n=args.ngram,
-        min_words=MIN_WORDS if args.min_words is None else args.min_words,
-        tasks=tasks,
-        task_names=not args.no_task_names,
-        dedup=not args.no_dedup,
-        near_dedup=not args.no_near_dedup,
-        threshold=args.threshold,
-    )
-    job = DecontaminateJob(args.input, args.out, args.report, args.engine, args.spark_master, rules)
+    job = config_from_args(DecontaminateJob, args)
+    check_distinct({"--out": job.out, "--report": job.report})
+    check_output_file(job.out, job.force)
+    if job.report is not None:
+        check_output_file(job.report, job.force, "--report")
+    check_training_source(job.input)
     out, report = run(job)
     print(format_report(report))
     print(f"index: {json.dumps(report['index'])}")

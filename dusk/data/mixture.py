@@ -66,6 +66,17 @@ class Mixture(BaseModel):
         return self
 
 
+class MixRun(BaseModel):
+    """`dusk data mix`: a mixture file (a `Mixture`, as the recipe's mix stage) into one JSONL; its flags."""
+
+    model_config = ConfigDict(extra="forbid")
+    mixture: Path = Field(description="mixture YAML: a list of {dataset, max_examples | weight, max_chars}")
+    out: Path = Field(description="output JSONL (normalized records, each with its provenance)")
+    tokenizer: str | None = Field(None, description="model whose tokenizer counts tokens per source")
+    template: str = Field("alpaca", description="template that renders records for the token counts")
+    force: bool = Field(False, description="replace --out if it exists")
+
+
 def _problem(error: dict) -> str:
     """One validation error as `where: what (got value)`, unknown keys with the keys that are allowed."""
     where = ".".join(map(str, error["loc"])) or "mixture"

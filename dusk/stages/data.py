@@ -5,15 +5,12 @@ read, next to their statistics.
     python -c "from dusk.stages.data import data_paths; print(data_paths('tinyshakespeare'))"
 """
 
-import dataclasses
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from dusk.errors import DuskError
 from dusk.stages.kind import StageKind, StagePaths
 from dusk.stages.results import data_result
 
@@ -91,39 +88,21 @@ MIX = _data_kind(
 
 
 # decontaminate ----------------------------------------------------------------------------------------------------
-@functools.cache
 def _decontam_schema() -> type:
-    from dusk.data.ngrams import MIN_WORDS
-    from dusk.h6 import H6_DATASETS
+    from dusk.data.decontam_job import DecontaminateJob
 
-    class DecontaminateStage(BaseModel):
-        """`dusk data decontaminate` as a stage: drop records sharing an n-gram with a benchmark item, and dups."""
+    return DecontaminateJob
 
-        model_config = ConfigDict(extra="forbid")
-        input: str = Field(description="records to clean: a data stage, a dataset name or a JSON/JSONL file")
-        n: int = Field(13, ge=1, description="n-gram length in words (lm-eval uses 13)")
-        min_words: int = Field(
-            MIN_WORDS, ge=1, description="shortest benchmark item matched whole (when shorter than n)"
-        )
-        tasks: list[str] = Field(list(H6_DATASETS), description="benchmarks whose scored items are matched")
-        task_names: bool = Field(True, description="apply the paper's Table 8 FLAN task-name filter")
-        dedup: bool = Field(True, description="drop exact duplicates (keep the first)")
-        near_dedup: bool = Field(True, description="drop MinHash near-duplicates (keep the first)")
-        threshold: float = Field(0.8, gt=0, le=1, description="near-duplicate Jaccard threshold")
-        engine: Literal["local", "spark"] = Field("local", description="local, or spark for large corpora")
-        spark_master: str = Field("local[2]", description="Spark master URL with engine: spark")
 
-    return DecontaminateStage
+def _no_report(raw: dict) -> dict:
+    """The stage writes its report beside its data (OUT/report.json): a recipe cannot send it elsewhere."""
+    if raw.get("report") is not None:
+        raise DuskError(f"field report {raw['report']!r}: the stage writes its report beside its data (report.json)")
+    return raw
 
 
 def _decontam_prepare(fields: Any, paths: StagePaths, _resume: bool) -> Any:
-    from dusk.data.decontam import DecontamConfig
-    from dusk.data.decontam_job import DecontaminateJob
-
-    rules = DecontamConfig(n=fields.n, min_words=fields.min_words, tasks=tuple(fields.tasks),
-                           task_names=fields.task_names, dedup=fields.dedup, near_dedup=fields.near_dedup,
-                           threshold=fields.threshold)  # fmt: skip
-    return DecontaminateJob(fields.input, paths.out, None, fields.engine, fields.spark_master, rules)
+    return fields.model_copy(update={"out": paths.out, "force": True})
 
 
 def _decontam_run(job: Any) -> Path:
@@ -132,7 +111,7 @@ def _decontam_run(job: Any) -> Path:
     from dusk.data import decontam_job
 
     with atomic_output_dir(job.out, force=True) as tmp:
-        decontam_job.run(dataclasses.replace(job, out=artifact_data_file(tmp), report=tmp / "report.json"))
+        decontam_job.run(job.model_copy(update={"out": artifact_data_file(tmp), "report": tmp / "report.json"}))
     return job.out
 
 
@@ -144,4 +123,6 @@ DECONTAMINATE = _data_kind(
     prepare=_decontam_prepare,
     data_inputs=("input",),
     data_files=lambda fields: data_paths(fields.input),
+    normalize=_no_report,
+    field_hints={"n": "the n-gram length is called ngram (as dusk data decontaminate --ngram)"},
 )
