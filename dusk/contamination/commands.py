@@ -24,8 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _contamination(args: argparse.Namespace) -> int:
     from dusk.contamination.run import run  # torch: imported only when the test runs
+    from dusk.eval.parallel import launched
 
     results = run(config_from_args(ContaminationConfig, args))
+    if not launched().main:
+        return 0  # the main process prints the table and writes the files
     print((results.parent / "table.md").read_text(encoding="utf-8"))
     print(f"wrote {results.parent} (results.json, table.md, samples_<task>.jsonl)")
     return 0

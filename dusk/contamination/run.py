@@ -188,16 +188,47 @@ def run_task(pair: ModelPair, task: str, items: list[ContaminationItem], cfg: Co
     return result
 
 
+def run_tasks_shared(
+    pair: ModelPair, items_by_task: dict[str, list[ContaminationItem]], cfg: ContaminationConfig, processes
+) -> list[TaskResult] | None:
+    """Several processes: each scores its share of every task's drawn items (whole blocks, balanced by text
+    length); the main process gathers them into the tasks' results (None elsewhere). Items are independent and
+    seeded by (seed, task, doc_id), so the results are those of one process."""
+    from dusk.eval.parallel import share_out
+
+    selected = {task: select_items(items, cfg.n, cfg.seed) for task, items in items_by_task.items()}
+    units = list(selected.values())
+    costs = [sum(len(item.text) for item in unit) or 1 for unit in units]
+
+    def work(items: list[ContaminationItem]) -> list[ItemScore | None]:
+        bar = tqdm(items, desc=f"contamination (process {processes.rank})", unit="item", disable=None)
+        return [score_item(pair, item, cfg) for item in bar]
+
+    placed = share_out(processes, units, costs, work)
+    if placed is None:
+        return None
+    results = []
+    for (task, items), scored in zip(selected.items(), placed, strict=True):
+        result = TaskResult(task=task, requested=cfg.n, available=len(items_by_task[task]))
+        for item, score in zip(items, scored, strict=True):
+            result.scores.append(score) if score is not None else result.skipped.append(item.doc_id)
+        results.append(result)
+    return results
+
+
 def run(cfg: ContaminationConfig, items_by_task: dict[str, list[ContaminationItem]] | None = None) -> Path:
     """Run the test on every task of `cfg.tasks`; write results.json, table.md and samples_<task>.jsonl to cfg.out.
 
     `items_by_task` replaces the benchmark files (tests use it to run on texts they build); by default each task's
-    items come from `$DUSK_DATA_DIR`.
+    items come from `$DUSK_DATA_DIR`. Under a launcher (accelerate launch, torchrun) the items are shared out over
+    the processes and only the main process writes.
     """
     from dusk.contamination.report import write_outputs
     from dusk.devices import resolve_device, resolve_dtype
+    from dusk.eval.parallel import launched, rank_device, start
 
-    device = resolve_device(cfg.device)  # a device this machine lacks fails before anything is read
+    processes = launched()
+    device = resolve_device(rank_device(cfg.device, processes))  # a device this machine lacks fails at once
     cfg = cfg.model_copy(update={"device": device, "dtype": resolve_dtype(cfg.dtype, device)})
     if cfg.out is None:
         cfg = cfg.model_copy(update={"out": Path("runs") / f"contamination-{Path(os.path.abspath(cfg.model)).name}"})
@@ -206,5 +237,11 @@ def run(cfg: ContaminationConfig, items_by_task: dict[str, list[ContaminationIte
     if items_by_task is None:  # the data is read before the models load: a missing file fails first
         items_by_task = {task: task_items(task) for task in expand_task_names(list(cfg.tasks))}
     pair = load_pair(cfg)
-    results = [run_task(pair, task, items, cfg) for task, items in items_by_task.items()]
+    if processes.world == 1:
+        results = [run_task(pair, task, items, cfg) for task, items in items_by_task.items()]
+    else:
+        start(processes, device)
+        results = run_tasks_shared(pair, items_by_task, cfg, processes)
+        if results is None:
+            return Path(cfg.out) / "results.json"  # not the main process: it writes nothing
     return write_outputs(cfg, pair, results, data_files=data_files)

@@ -22,9 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from dusk.config_flags import config_from_args
+    from dusk.eval.parallel import launched
     from dusk.eval.run import EvalConfig, run
 
     path = run(config_from_args(EvalConfig, args))
+    if not launched().main:
+        return 0  # the main process prints the table and writes the files
     print(format_table(json.loads(path.read_text())))
     print(f"wrote {path}")
     return 0

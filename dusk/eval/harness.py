@@ -135,7 +135,11 @@ def aggregate_task(run: TaskRun) -> None:
 
 def run_engine(engine, runs: Sequence[TaskRun]) -> None:
     """Send every request of every task to the engine in one call per kind (the engine batches and shares)."""
-    items = [item for run in runs for item in run.items]
+    run_engine_items(engine, [item for run in runs for item in run.items])
+
+
+def run_engine_items(engine, items: Sequence[EvalItem]) -> None:
+    """Fill each item's results: all log-likelihood requests in one engine call, all generations in another."""
     ll_requests = [r for item in items for r in item.requests if isinstance(r, LoglikelihoodRequest)]
     gen_requests = [r for item in items for r in item.requests if isinstance(r, GenerationRequest)]
     ll_results: list[LoglikelihoodResult] = list(engine.loglikelihood(ll_requests)) if ll_requests else []
@@ -160,6 +164,11 @@ def prepare_runs(
 def score_runs(engine, runs: Sequence[TaskRun], mode: Mode) -> None:
     """Send the prepared requests to the engine, then score every item and aggregate every task."""
     run_engine(engine, runs)
+    finish_runs(runs, mode)
+
+
+def finish_runs(runs: Sequence[TaskRun], mode: Mode) -> None:
+    """Score every item from its results and aggregate every task."""
     for run in runs:
         for item in run.items:
             score_item(run.task, mode, item)

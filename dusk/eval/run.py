@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dusk.config_flags import comma_separated
 from dusk.devices import DEVICE_HELP, DeviceName, DtypeName
-from dusk.eval.harness import Selection, h6_aggregate, mmlu_aggregate, prepare_runs, score_runs
+from dusk.eval.harness import (
+    EvalItem,
+    Selection,
+    TaskRun,
+    finish_runs,
+    h6_aggregate,
+    mmlu_aggregate,
+    prepare_runs,
+    run_engine_items,
+)
+from dusk.eval.parallel import Processes, gather_to_main, launched, rank_device, share_out, start
 from dusk.eval.results import write_results
 from dusk.eval.subsets import subset_ids
 from dusk.eval.tasks import expand_tasks
@@ -109,15 +119,46 @@ def load_engine(
     return Engine(model, tokenizer, batch_size=batch_size)
 
 
+def run_tokens(tokenizer, run: TaskRun) -> int:
+    """A task's token count, to balance processes: prompts and continuations, plus generation budgets."""
+    texts = [r.context + getattr(r, "continuation", "") for item in run.items for r in item.requests]
+    budget = sum(getattr(r, "max_new_tokens", 0) for item in run.items for r in item.requests)
+    return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) + budget
+
+
+def _item_results(engine, items: list[EvalItem]) -> list[list]:
+    run_engine_items(engine, items)
+    return [item.results for item in items]
+
+
+def score_shared(engine, runs: list[TaskRun], processes: Processes) -> bool:
+    """Score this process's share of the items; on the main process fill every item's results (gathered) and the
+    engine's summed stats and return True; elsewhere return False (that process holds only its share)."""
+    from dusk.eval.requests import EngineStats
+
+    costs = [run_tokens(engine.tokenizer, run) for run in runs] if processes.world > 1 else [1.0] * len(runs)
+    placed = share_out(processes, [run.items for run in runs], costs, lambda items: _item_results(engine, items))
+    stats = gather_to_main(processes, asdict(engine.stats))
+    if placed is None:
+        return False
+    for run, results in zip(runs, placed, strict=True):
+        for item, result in zip(run.items, results, strict=True):
+            item.results = result
+    engine.stats = EngineStats(**{name: sum(part[name] for part in stats) for name in stats[0]})
+    return True
+
+
 def run(cfg: EvalConfig) -> Path:
-    """Evaluate, aggregate and write results.json + samples; return the results.json path."""
+    """Evaluate, aggregate and write results.json + samples; return the results.json path. Under a launcher
+    (accelerate launch, torchrun) every process scores its share and only the main process writes."""
     from dusk.devices import device_record, resolve_device, resolve_dtype
     from dusk.models.io import load_tokenizer, read_config, resolve_model  # imports torch: not at `dusk --help`
 
     if cfg.out is None:
         cfg = cfg.model_copy(update={"out": default_out(cfg.model)})
     check_out_dir(cfg.out)
-    device = resolve_device(cfg.device)  # a device this machine lacks fails before anything is read
+    processes = launched()
+    device = resolve_device(rank_device(cfg.device, processes))  # a device this machine lacks fails at once
     dtype = resolve_dtype(cfg.dtype, device)
     model_dir = resolve_model(cfg.model, cfg.allow_pickle)
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
@@ -126,7 +167,10 @@ def run(cfg: EvalConfig) -> Path:
     runs = prepare_runs(expand_tasks(list(cfg.tasks)), cfg.mode, Selection(cfg.limit, cfg.subset), cfg.max_new_tokens)
     # after the data: a missing file fails first
     engine = load_engine(model_dir, dtype, cfg.batch_size, device, cfg.attention, cfg.allow_pickle)
-    score_runs(engine, runs, cfg.mode)
+    start(processes, device)
+    if not score_shared(engine, runs, processes):
+        return cfg.out / "results.json"  # not the main process: it writes nothing
+    finish_runs(runs, cfg.mode)
     aggregates = [a for a in [mmlu_aggregate(runs, cfg.mode)] if a]
     h6 = h6_aggregate(runs, aggregates[0] if aggregates else None)
     aggregates += [h6] if h6 else []
@@ -141,6 +185,7 @@ def run(cfg: EvalConfig) -> Path:
         **device_record(device, dtype),
         "attention": cfg.attention,
         "batch_size": cfg.batch_size,
+        "processes": processes.world,
         "max_new_tokens": cfg.max_new_tokens,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "engine": asdict(engine.stats) | {"token_efficiency": engine.stats.token_efficiency},
