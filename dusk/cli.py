@@ -20,12 +20,13 @@ def _register_commands(subparsers: argparse._SubParsersAction) -> None:
     from dusk.contamination import commands as contamination_commands
     from dusk.data import commands as data_commands
     from dusk.eval import commands as eval_commands
+    from dusk.measures import commands as measure_commands
     from dusk.merge import commands as merge_commands
     from dusk.models import commands as model_commands
     from dusk.train import commands as train_commands
 
     for module in (model_commands, data_commands, train_commands, merge_commands, eval_commands,
-                   contamination_commands, card_commands, recipe_commands):  # fmt: skip
+                   measure_commands, contamination_commands, card_commands, recipe_commands):  # fmt: skip
         module.register(subparsers)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dusk.eval.metrics import unweighted_stderr
 from dusk.h6 import H6
+from dusk.report.measures import MeasureTable, measure_tables
 from dusk.report.significance import Estimate, Verdict, leader
 from dusk.store import Score, Store, TrainingSummary
 
@@ -73,6 +74,7 @@ class ReportData:
     curves: dict[str, TrainingSummary]  # training stage -> its summary and loss curve
     settings: list[str]  # "mode harness, subset tiny" lines, one per distinct evaluation setting
     contamination: list[dict] = field(default_factory=list)  # per stage: model, reference, {task: suspicious share}
+    measures: list[MeasureTable] = field(default_factory=list)  # perplexity and held-out stages, in run order
 
 
 def format_size(parameters: int | None) -> str:
@@ -266,4 +268,5 @@ def build_report(store: Store, run_id: int | None = None) -> ReportData:
         curves=curves,
         settings=_settings_lines(store, infos),
         contamination=_contamination(store, infos),
+        measures=measure_tables(store, run["id"]),
     )

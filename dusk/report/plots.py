@@ -98,7 +98,58 @@ def task_bars(data: ReportData) -> bytes | None:
     return _png(figure)
 
 
+def heldout_curves(data: ReportData) -> bytes | None:
+    """Held-out loss against step for training stages that evaluated during training (e.g. the DUS recovery)."""
+    curves = {name: s.detail.get("eval_curve", []) for name, s in data.curves.items()}
+    curves = {name: points for name, points in curves.items() if len(points) > 1}
+    if not curves:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.2, 4.0))
+    for name, points in curves.items():
+        steps, losses = zip(*points, strict=True)
+        axis.plot(steps, losses, label=name, linewidth=1.6, marker="o", markersize=3)
+    axis.set_xlabel("step")
+    axis.set_ylabel("held-out loss (mean NLL per token)")
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def measure_panels(data: ReportData) -> bytes | None:
+    """One panel per measure table and dataset: each model's value with ± 1 standard error (its first column)."""
+    panels = []
+    for table in data.measures:
+        for group in dict.fromkeys(c.group for c in table.columns):
+            column = next(c for c in table.columns if c.group == group and not c.paired)
+            points = [(r.label, r.estimates[column.key]) for r in table.rows if column.key in r.estimates]
+            if points:
+                panels.append((f"{table.title}: {column.title}", points))
+    if not panels:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for axis, (title, points) in zip(axes[0], panels, strict=True):
+        labels = [label for label, _e in points]
+        values = [e.value for _label, e in points]
+        errors = [e.stderr or 0.0 for _label, e in points]
+        axis.errorbar(values, range(len(points)), xerr=errors, fmt="o", capsize=3)
+        axis.set_yticks(range(len(points)), labels, fontsize=8)
+        axis.invert_yaxis()
+        axis.set_title(title, fontsize=9)
+        axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
 def render_all(data: ReportData) -> dict[str, bytes]:
     """Every plot that has data, by name."""
-    images = {"loss_curves": loss_curves(data), "task_bars": task_bars(data)}
+    images = {
+        "measures": measure_panels(data),
+        "heldout_curves": heldout_curves(data),
+        "loss_curves": loss_curves(data),
+        "task_bars": task_bars(data),
+    }
     return {name: png for name, png in images.items() if png is not None}

@@ -13,9 +13,15 @@ import base64
 import html as html_lib
 
 from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Row, Table
+from dusk.report.measures import MeasureTable, notes
 from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate, is_ahead
 
-PLOT_TITLES = {"loss_curves": "Training loss per stage", "task_bars": "Scores per task and model (± 1 stderr)"}
+PLOT_TITLES = {
+    "loss_curves": "Training loss per stage",
+    "heldout_curves": "Held-out loss during training",
+    "measures": "Held-out measures per model (± 1 stderr)",
+    "task_bars": "Scores per task and model (± 1 stderr)",
+}
 TITLE = dict(COLUMNS)
 
 
@@ -174,10 +180,29 @@ def _md_score_table(table: Table) -> list[str]:
     return [f"### {table.name}", "", table.caption, "", *table_lines, "", *notes, *([""] if notes else [])]
 
 
+def _measure_cells(table: MeasureTable) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of a measure table (a row's note, such as its reference, follows its label)."""
+    headers = ["Model", *(column.title for column in table.columns)]
+    rows = []
+    for row in table.rows:
+        label = f"{row.label} ({row.note})" if row.note else row.label
+        rows.append([label, *(table.cell(row, column) for column in table.columns)])
+    return headers, rows
+
+
+def _md_measure_table(table: MeasureTable) -> list[str]:
+    headers, rows = _measure_cells(table)
+    notes_ = [f"{line}  " for line in notes(table)]
+    return [f"### {table.title}", "", *_md_table(headers, rows), "", *notes_, ""]
+
+
 def markdown(data: ReportData, images: dict[str, bytes]) -> str:
     lines = [f"# {data.title}", ""]
+    for measure in data.measures:
+        lines += _md_measure_table(measure)
     for table in data.tables:
-        lines += _md_score_table(table)
+        if table.rows or not data.measures:
+            lines += _md_score_table(table)
     if data.contamination:
         lines += [f"### {CONTAMINATION_TITLE}", "", _contamination_caption(data), ""]
         lines += _md_table(_contamination_headers(), _contamination_rows(data), 2) + [""]
@@ -235,9 +260,17 @@ def _html_score_table(table: Table) -> str:
     return f"<h2>{_e(table.name)}</h2>{caption}{_html_table(_headers(table), rows, 3 if table.main else 1)}{notes}"
 
 
+def _html_measure_table(table: MeasureTable) -> str:
+    headers, rows = _measure_cells(table)
+    body = ["<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+    lines = "".join(f'<p class="note">{_e(line)}</p>' for line in notes(table))
+    return f"<h2>{_e(table.title)}</h2>{_html_table(headers, body)}{lines}"
+
+
 def html(data: ReportData, images: dict[str, bytes]) -> str:
     parts = [f"<h1>{_e(data.title)}</h1>"]
-    parts += [_html_score_table(table) for table in data.tables]
+    parts += [_html_measure_table(measure) for measure in data.measures]
+    parts += [_html_score_table(table) for table in data.tables if table.rows or not data.measures]
     if data.contamination:
         rows = [
             "<tr>"

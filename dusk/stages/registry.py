@@ -8,12 +8,13 @@ from dusk.stages.contamination import CONTAMINATION
 from dusk.stages.data import DECONTAMINATE, MIX
 from dusk.stages.evaluate import EVAL
 from dusk.stages.kind import StageKind
+from dusk.stages.measures import MEASURE_KINDS
 from dusk.stages.merge import MERGE
 from dusk.stages.train import TRAIN_KINDS
 from dusk.stages.upscale import UPSCALE
 
 KINDS: dict[str, StageKind] = {
-    kind.name: kind for kind in [UPSCALE, EVAL, *TRAIN_KINDS, MERGE, MIX, DECONTAMINATE, CONTAMINATION]
+    kind.name: kind for kind in [UPSCALE, EVAL, *TRAIN_KINDS, MERGE, MIX, DECONTAMINATE, CONTAMINATION, *MEASURE_KINDS]
 }
 
 

@@ -34,6 +34,7 @@ def read_training_log(path: Path) -> TrainingSummary | None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     steps = [row for row in rows if "loss" in row and "step" in row and row.get("split", "train") == "train"]
     curve = [(int(row["step"]), float(row["loss"])) for row in steps]
+    held_out = [(int(row["step"]), float(row["eval_loss"])) for row in rows if "eval_loss" in row and "step" in row]
     tokens = max((int(row.get("tokens", 0) or 0) for row in steps), default=None)
     seconds = max((float(row.get("elapsed", row.get("seconds", 0)) or 0) for row in steps), default=None)
     return TrainingSummary(
@@ -43,6 +44,7 @@ def read_training_log(path: Path) -> TrainingSummary | None:
         seconds=seconds or None,
         log_path=str(path),
         curve=curve,
+        detail={"eval_curve": held_out} if held_out else {},
     )
 
 
@@ -56,7 +58,7 @@ def train_result(artifact: Path, _cfg: Any = None) -> StageResult:
         summary.final_loss = record.get("train_loss", summary.final_loss)
         summary.tokens = record.get("tokens", summary.tokens)
         summary.seconds = record.get("seconds", summary.seconds)
-        summary.detail = {k: v for k, v in record.items() if k not in ("config",)}
+        summary.detail = {**summary.detail, **{k: v for k, v in record.items() if k not in ("config",)}}
     return StageResult(training=summary, parameters=model_parameters(artifact))
 
 
