@@ -145,19 +145,28 @@ def parent_hash(model_dir: Path, name: str, resolved: str | None = None) -> str:
 
 
 def weights_sha256(directory: Path) -> str:
-    """sha256 over a model directory's safetensors files (relative names and file hashes, sorted)."""
+    """sha256 over a model directory's weight files (relative names and file hashes, sorted)."""
     from dusk.hashing import HashMemo
     from dusk.settings import cache_dir
 
-    files = sorted(p for p in Path(directory).rglob("*.safetensors") if p.is_file())
+    files = _weight_files(Path(directory))
     if not files:
-        raise DuskError(f"{directory}: has no *.safetensors weights to hash")
+        raise DuskError(f"{directory}: has no weights to hash (no *.safetensors, *.bin or *.pt files)")
     memo = HashMemo(cache_dir() / "weight_hashes.json")
     digest = hashlib.sha256()
     for file in files:
         digest.update(str(file.relative_to(directory)).encode())
         digest.update(memo.sha256(file).encode())
     return digest.hexdigest()
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    """The safetensors files; for a model stored otherwise (DUSK_ALLOW_PICKLE=1), its .bin / .pt files."""
+    for patterns in (("*.safetensors",), ("*.bin", "*.pt", "*.pth")):
+        files = sorted(p for pattern in patterns for p in directory.rglob(pattern) if p.is_file())
+        if files:
+            return files
+    return []
 
 
 def data_source(value: str, role: str) -> DataSource:
