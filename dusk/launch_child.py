@@ -49,6 +49,9 @@ def run_stage(config_path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from dusk.launch_run import stop_with_parent
+
+    stop_with_parent()  # torchrun killed outright (not stopped) must not leave this rank running
     config_path = Path(argv[0])
     folder = config_path.parent
     _redirect_output(folder / f"rank-{_rank()}.log")

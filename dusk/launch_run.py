@@ -81,12 +81,13 @@ def _start(command: list[str], env: dict[str, str], output: IO[bytes]) -> subpro
     """torchrun in a session of its own (the runner forwards Ctrl-C to it), told to stop if the runner dies."""
     return subprocess.Popen(
         command, env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=_stop_with_parent,
+        start_new_session=True, preexec_fn=stop_with_parent,
     )  # fmt: skip
 
 
-def _stop_with_parent() -> None:
-    """Linux: SIGTERM to torchrun (which stops its ranks) when the runner's process dies, even by kill -9."""
+def stop_with_parent() -> None:
+    """Linux: SIGTERM to this process when its parent dies, even by kill -9 (torchrun, told so, stops its ranks;
+    a rank, told so, stops when torchrun is gone)."""
     try:
         import ctypes
 

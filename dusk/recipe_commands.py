@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-checkpoints", action="store_true", help="keep finished stages' checkpoints (deleted by default)"
     )
     _add_launch_flags(run)
+    run.add_argument(
+        "--device-memory",
+        metavar="SIZE",
+        help="with --dry-run: a device's memory (e.g. 80GiB); the memory plan marks the training stages that do not "
+        "fit and what would make them fit",
+    )
     run.set_defaults(handler=_run)
 
     results = subparsers.add_parser("results", help="list the results store's runs, or one run's stages and scores")
@@ -63,13 +69,15 @@ def _launch_args(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from dusk.recipe import load_recipe
-    from dusk.runner import plan_text, run_recipe
+    from dusk.runner import run_recipe
     from dusk.store import open_store
 
+    if args.device_memory is not None and not args.dry_run:
+        raise DuskError(f"--device-memory {args.device_memory}: only used with --dry-run (the memory plan)")
     recipe = load_recipe(args.recipe, args.overrides, _launch_args(args))
     run_dir = args.run_dir or Path("runs") / recipe.name
     if args.dry_run:
-        print(plan_text(recipe, run_dir))
+        _dry_run(recipe, run_dir, args.device_memory)
         return 0
     outcome = run_recipe(recipe, run_dir, keep_checkpoints=args.keep_checkpoints)
     counts = {state: list(outcome.states.values()).count(state) for state in ("ran", "resumed", "cached")}
@@ -86,6 +94,19 @@ def _run(args: argparse.Namespace) -> int:
         print(markdown.read_text())
         print(f"report: {markdown} and {html}")
     return 0
+
+
+def _dry_run(recipe, run_dir: Path, device_memory: str | None) -> None:
+    """The plan (each stage cached, resumable or to run), then the training stages' memory plan."""
+    from dusk.run_memory import memory_plan_text, parse_device_memory
+    from dusk.runner import dry_plan, format_plan
+
+    size = parse_device_memory(device_memory) if device_memory is not None else None
+    items = dry_plan(recipe, run_dir)
+    print(format_plan(recipe, run_dir, items))
+    memory = memory_plan_text(items, size)
+    if memory:
+        print(f"\n{memory}")
 
 
 def _store_for(run_dir: Path | None):

@@ -312,17 +312,22 @@ def run_recipe(recipe: Recipe, run_dir: Path, show_progress: bool = True, keep_c
 
 def plan_text(recipe: Recipe, run_dir: Path) -> str:
     """The plan as text (`dusk run --dry-run`): each stage cached, resumable or to run. Nothing is created."""
+    return format_plan(recipe, Path(run_dir), dry_plan(recipe, run_dir))
+
+
+def dry_plan(recipe: Recipe, run_dir: Path) -> list[PlanItem]:
+    """The plan of a run in `run_dir` without creating anything (an absent run directory: every stage to run)."""
     run_dir = Path(run_dir)
     if not (run_dir / "results.sqlite").is_file():
         with tempfile.TemporaryDirectory() as empty:
             store = open_store(Path(empty))
             try:
-                return format_plan(recipe, run_dir, plan(recipe, run_dir, store, memo_dir=Path(empty)))
+                return plan(recipe, run_dir, store, memo_dir=Path(empty))
             finally:
                 store.close()
     store = open_store(run_dir)
     try:
-        return format_plan(recipe, run_dir, plan(recipe, run_dir, store))
+        return plan(recipe, run_dir, store)
     finally:
         store.close()
 
