@@ -6,10 +6,18 @@ the first --limit items of ARC-Challenge, HellaSwag, TruthfulQA, Winogrande, of 
 first --gen-limit GSM8K items (greedy, --max-gen-toks). lm-eval reads the same local files through dusk's YAMLs.
 
     DUSK_DATA_DIR=../shared/data .venv/bin/python bench/eval_vs_lm_eval.py --limit 40
+
+With `--processes N` it compares instead dusk on one process with dusk on N processes (`accelerate launch
+--num_processes N -m dusk eval`, gloo on CPU) on the same items (`--limit` items of every task, GSM8K included):
+wall time, peak RSS of each process, and it asserts identical predictions and generations and per-choice
+log-likelihoods within 1e-5.
+
+    DUSK_DATA_DIR=../shared/data .venv/bin/python bench/eval_vs_lm_eval.py --processes 2 --limit 10
 """
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -102,6 +110,76 @@ def _spawn(tool: str, argv: list[str]) -> dict:
     return {**result, "wall": wall}
 
 
+def worker_cli(args: argparse.Namespace) -> dict:
+    """One process of a `dusk eval` run (alone, or one of N under accelerate launch): the CLI, then this process's
+    peak RSS, written next to --result as <result>.<rank>."""
+    from dusk.cli import main as dusk_main
+
+    tasks = ",".join(t for tasks in _groups(args).values() for t in tasks)
+    argv = ["eval", args.model, "--tasks", tasks, "--limit", str(args.limit), "--out", args.out]
+    code = dusk_main([*argv, "--max-new-tokens", str(args.max_gen_toks), "--batch-size", str(args.batch_size)])
+    rank = os.environ.get("RANK", "0")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(f"{args.result}.{rank}").write_text(json.dumps({"code": code, "peak_rss_mb": rss}))
+    return {}
+
+
+def _samples(out: Path) -> dict[str, list[dict]]:
+    return {p.name: [json.loads(line) for line in p.read_text().splitlines()] for p in sorted(out.glob("samples_*"))}
+
+
+def same_results(one: Path, other: Path) -> tuple[int, float]:
+    """Assert the two runs' items, predictions and generations are identical; return (items, largest log-likelihood
+    difference)."""
+    a, b = _samples(one), _samples(other)
+    assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+    largest, items = 0.0, 0
+    for name in a:
+        for x, y in zip(a[name], b[name], strict=True):
+            assert (x["doc_id"], x.get("prediction"), x.get("generation")) == (
+                y["doc_id"],
+                y.get("prediction"),
+                y.get("generation"),
+            ), (name, x["doc_id"])
+            for p, q in zip(x.get("logprobs", []), y.get("logprobs", []), strict=True):
+                largest = max(largest, abs(p - q))
+            items += 1
+    assert largest < 1e-5, largest
+    return items, largest
+
+
+def _launch(processes: int, argv: list[str], work: Path) -> dict:
+    """Run the cli worker on `processes` processes; wall time and every process's peak RSS."""
+    out, result = work / f"out-{processes}", work / f"rss-{processes}"
+    tail = [__file__, *argv, "--worker", "cli", "--result", str(result), "--out", str(out)]
+    if processes == 1:
+        command = [sys.executable, *tail]
+    else:
+        launcher = Path(sys.executable).with_name("accelerate")
+        launch = ["--multi_gpu", "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no"]
+        command = [str(launcher), "launch", *launch, "--dynamo_backend", "no", "--main_process_port", "29561", *tail]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env)
+    wall = time.perf_counter() - start
+    rss = [json.loads(Path(f"{result}.{rank}").read_text())["peak_rss_mb"] for rank in range(processes)]
+    engine = json.loads((out / "results.json").read_text())["settings"]["engine"]
+    return {"wall": wall, "rss": rss, "out": out, "efficiency": engine["token_efficiency"]}
+
+
+def compare_processes(args: argparse.Namespace) -> None:
+    argv = sys.argv[1:]
+    with tempfile.TemporaryDirectory() as work:
+        one, many = _launch(1, argv, Path(work)), _launch(args.processes, argv, Path(work))
+        items, largest = same_results(one["out"], many["out"])
+    print(f"{'processes':<10}{'wall s':>9}{'token eff.':>12}  peak RSS per process (MB)")
+    for n, run in ((1, one), (args.processes, many)):
+        rss = ", ".join(f"{value:.0f}" for value in run["rss"])
+        print(f"{n:<10}{run['wall']:>9.1f}{run['efficiency']:>12.3f}  {rss}")
+    print(f"speed-up {one['wall'] / many['wall']:.2f}x; {items} items identical, largest log-likelihood difference "
+          f"{largest:.2e}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -110,9 +188,17 @@ def main() -> None:
     parser.add_argument("--gen-limit", type=int, default=10, help="GSM8K items")
     parser.add_argument("--max-gen-toks", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--worker", choices=["dusk", "lm-eval"], help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help="compare dusk on N processes with one (no lm-eval)")
+    parser.add_argument("--worker", choices=["dusk", "lm-eval", "cli"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "cli":
+        worker_cli(args)
+        return
+    if args.processes > 1:
+        compare_processes(args)
+        return
     if args.worker:
         result = worker_dusk(args) if args.worker == "dusk" else worker_lm_eval(args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
