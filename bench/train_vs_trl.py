@@ -10,7 +10,13 @@ Then quality on the real model (dusk only): held-out response loss before/after 
 held-out reward accuracy before/after --quality-steps DPO steps.
 Targets: SFT >= 1.0x TRL tokens/s, DPO >= 1.5x, peak RSS <= TRL's.
 
+With --processes N every trainer runs under `accelerate launch` with N processes (gloo on CPU; --batch-size is per
+process); --shard fsdp shards dusk (`--shard fsdp`, FSDP2) and TRL (accelerate's FSDP config, version 2, one unit
+per decoder layer). Peak RSS is then the largest process's.
+
     .venv/bin/python bench/train_vs_trl.py [--steps 10] [--seq-len 256] [--batch-size 4] [--quality-steps 50]
+    .venv/bin/python bench/train_vs_trl.py --processes 2 --shard fsdp --steps 4 --seq-len 128 --batch-size 2 \
+        --quality-steps 0 --eval-size 0 --only dusk-sft trl-sft
 """
 
 import argparse
@@ -71,7 +77,8 @@ def dusk_worker(kind: str, spec: dict, args: argparse.Namespace, variant: str) -
     batch = args.quality_batch_size if quality else args.batch_size
     common = dict(model=spec["model"], data=spec[f"{kind}_train"], out=Path(spec["work"]) / f"dusk-{kind}-{variant}",
                   max_steps=steps, seq_len=args.seq_len, batch_size=batch, lr=LR[kind], template="none",
-                  eval_size=0, progress=False, force=True, gradient_checkpointing=variant == "gc")  # fmt: skip
+                  eval_size=0, progress=False, force=True, gradient_checkpointing=variant == "gc",
+                  shard=args.shard)  # fmt: skip
     if quality:
         common.update(eval_data=spec[f"{kind}_eval"], eval_size=args.eval_size, eval_every=steps)
     start = time.perf_counter()
@@ -134,17 +141,62 @@ def trl_worker(kind: str, spec: dict, args: argparse.Namespace) -> dict:
 
     trainer.add_callback(Clock())
     result = trainer.train()
+    counter.tokens = _sum_over_processes(counter.tokens)
     return {"tokens": counter.tokens, "train_seconds": times["end"] - times["begin"],
             "total_seconds": time.perf_counter() - start, "final_loss": result.training_loss}  # fmt: skip
 
 
+def _sum_over_processes(count: int) -> int:
+    """TRL counts the tokens of its own process's batches: the run's total is the sum over processes."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return count
+    import torch
+
+    total = torch.tensor([count])
+    dist.all_reduce(total)
+    return int(total.item())
+
+
+FSDP_CONFIG = """compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+use_cpu: true
+mixed_precision: 'no'
+num_machines: 1
+num_processes: {processes}
+main_process_port: 29571
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer
+  fsdp_state_dict_type: SHARDED_STATE_DICT
+  fsdp_cpu_ram_efficient_loading: true
+  fsdp_reshard_after_forward: true
+"""
+
+
+def _launcher(name: str, args: argparse.Namespace, work: Path) -> list[str]:
+    """How a worker is started: plain python, or accelerate launch with N processes (FSDP config for TRL)."""
+    if args.processes == 1:
+        return [sys.executable]
+    launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--num_processes", str(args.processes)]
+    if name.startswith("trl") and args.shard == "fsdp":
+        config = work / "accelerate-fsdp.yaml"
+        config.write_text(FSDP_CONFIG.format(processes=args.processes))
+        return [*launch, "--config_file", str(config)]
+    return [*launch, "--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", "29572"]  # fmt: skip
+
+
 def run_worker(name: str, spec_path: Path, args: argparse.Namespace) -> dict:
-    """Run one trainer in a child process: (result from the child, peak RSS MiB, wall seconds)."""
+    """Run one trainer in a child process (or N): (result from the child, peak RSS MiB of the largest, wall s)."""
     result_path = spec_path.with_name(f"{name}.json")
-    command = [sys.executable, __file__, "--worker", name, "--spec", str(spec_path), "--steps", str(args.steps),
-               "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--eval-size", str(args.eval_size),
-               "--quality-steps", str(args.quality_steps), "--threads", str(args.threads),
-               "--quality-batch-size", str(args.quality_batch_size)]  # fmt: skip
+    command = [*_launcher(name, args, spec_path.parent), __file__, "--worker", name, "--spec", str(spec_path),
+               "--steps", str(args.steps), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
+               "--eval-size", str(args.eval_size), "--quality-steps", str(args.quality_steps),
+               "--threads", str(args.threads), "--quality-batch-size", str(args.quality_batch_size),
+               "--processes", str(args.processes), "--shard", args.shard]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(args.threads)}
     measured = measure(command, env=env, quiet=not args.verbose)
     if measured.returncode != 0:
@@ -193,6 +245,8 @@ def main() -> None:
     parser.add_argument("--quality-batch-size", type=int, default=1, help="batch of the quality runs (CPU time)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (1: best on a shared machine)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these (dusk-sft trl-sft dusk-dpo ...)")
+    parser.add_argument("--processes", type=int, default=1, help="processes per trainer (accelerate launch)")
+    parser.add_argument("--shard", choices=["none", "fsdp"], default="none", help="fsdp: shard dusk and TRL")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="show the workers' output")
@@ -204,7 +258,8 @@ def main() -> None:
         spec = json.loads(args.spec.read_text())
         tool, kind, *variant = args.worker.split("-")
         result = trl_worker(kind, spec, args) if tool == "trl" else dusk_worker(kind, spec, args, "".join(variant))
-        args.spec.with_name(f"{args.worker}.json").write_text(json.dumps(result))
+        if int(os.environ.get("RANK", "0")) == 0:
+            args.spec.with_name(f"{args.worker}.json").write_text(json.dumps(result))
         return
     work = Path(tempfile.mkdtemp(prefix="dusk-bench-train-"))
     spec_path = work / "spec.json"
