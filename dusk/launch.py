@@ -1,8 +1,9 @@
 """How many processes a recipe stage runs in: the `launch:` settings (a recipe's top-level `launch:`, a stage's own
-`launch:`, `dusk run --processes N`), which stage kinds run in child processes, the check that the machine has the
-devices a launch asks for, and what of a launch enters a stage's cache key.
+`launch:`, `dusk run --processes N`), which stage kinds run in child processes (training, evaluation and the
+contamination test), the check that the machine has the devices a launch asks for, and what of a launch enters a
+stage's cache key.
 
-    launch: {processes: 2, shard: none}              # recipe top level: every training stage in 2 processes
+    launch: {processes: 2, shard: none}              # recipe top level: training and eval stages in 2 processes
     stages:
       sft: {kind: sft, launch: {processes: 4}, ...}  # a stage's own launch wins over the recipe's
 
@@ -21,7 +22,7 @@ class Launch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     processes: int = Field(
-        1, ge=1, description="processes per training stage (torchrun --nproc_per_node); 1 runs it in dusk's own process"
+        1, ge=1, description="processes per training or eval stage (torchrun --nproc_per_node); 1: in dusk's process"
     )
     shard: Literal["none", "fsdp"] = Field(
         "none", description="training: none = DDP (each process holds the whole model), fsdp = FSDP2 sharding"
@@ -37,31 +38,33 @@ def _train_kinds() -> frozenset[str]:
     return frozenset(kind.name for kind in TRAIN_KINDS)
 
 
+# Evaluation kinds split their items across the processes (dusk/eval/parallel.py); results do not depend on N.
+EVALUATION_KINDS = frozenset({"eval", "contamination"})
+
+
 def takes_launch(kind: str) -> bool:
     """Kinds a `launch:` applies to: training (its global batch grows with the processes) and evaluation."""
-    return kind in _train_kinds() or kind == "eval"
+    return kind in _train_kinds() or kind in EVALUATION_KINDS
 
 
 def launched(kind: str, launch: "Launch | None") -> bool:
-    """Whether the runner starts this stage as child processes. Evaluation stays in-process for now: `dusk eval`
-    does not split its items across processes yet, so a launch asking eval for N processes runs it in one."""
-    return launch is not None and launch.processes > 1 and kind in _train_kinds()
+    """Whether the runner starts this stage as child processes (a launch of more than one process)."""
+    return launch is not None and launch.processes > 1 and takes_launch(kind)
 
 
 def launch_note(kind: str, launch: "Launch | None") -> str:
-    """What the dry-run plan says about a stage's processes ('' for an in-process stage that asked for nothing)."""
-    if launched(kind, launch):
-        return f"{launch.processes} processes" + (f", {launch.shard}" if launch.shard != "none" else "")
-    if launch is not None and launch.processes > 1:
-        return "1 process (eval is not data-parallel yet)"
-    return ""
+    """What the dry-run plan says about a stage's processes ('' for a stage run in dusk's own process)."""
+    if not launched(kind, launch):
+        return ""
+    sharded = launch.shard != "none" and kind in _train_kinds()
+    return f"{launch.processes} processes" + (f", {launch.shard}" if sharded else "")
 
 
 def key_fields(kind: str, launch: "Launch | None") -> dict[str, Any]:
     """What a launch adds to a stage's cache key: training's process count (the global batch is batch_size x
     grad_accum x processes, so the result changes); nothing for evaluation (its results do not depend on it) and
     nothing at one process (keys stay as they were before launches existed)."""
-    if launched(kind, launch):
+    if launched(kind, launch) and kind in _train_kinds():
         return {"processes": launch.processes}
     return {}
 

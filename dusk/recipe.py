@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from dusk.errors import DuskError
-from dusk.launch import Launch, parse_launch, takes_launch
+from dusk.launch import EVALUATION_KINDS, Launch, parse_launch, takes_launch
 from dusk.recipe_checks import (
     check_drop_field,
     check_external_inputs,
@@ -315,10 +315,12 @@ def _stage_launch(name: str, kind: str, values: dict, base: dict[str, Any]) -> L
     own = values.pop("launch", None)
     if not takes_launch(kind):
         if own is not None:
-            raise DuskError(f"stage {name}: kind {kind} takes no `launch:` (only training and eval stages do)")
+            raise DuskError(
+                f"stage {name}: kind {kind} takes no `launch:` (only training, eval and contamination stages do)"
+            )
         return None
     launch = parse_launch({} if own is None else own, base, f"stage {name}: launch")
-    if kind == "eval":
+    if kind in EVALUATION_KINDS:
         return launch
     if "shard" in field_specs(get_kind(kind)):
         values.setdefault("shard", launch.shard)

@@ -32,7 +32,8 @@ def parse_device_memory(text: str) -> int:
     try:
         size = parse_size(text)
     except DuskError:
-        raise DuskError(f"--device-memory {text!r}: expected a size such as 80GiB or 24GB") from None
+        units = "KB, MB, GB, KiB, MiB, GiB"
+        raise DuskError(f"--device-memory {text!r}: expected a size such as 80GiB or 24GB ({units})") from None
     if size < SMALLEST_DEVICE:
         raise DuskError(f"--device-memory {text!r}: {size} bytes is too small for a device; give a unit, e.g. 80GiB")
     return size

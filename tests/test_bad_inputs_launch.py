@@ -79,6 +79,6 @@ def test_cpu_processes_need_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from dusk.launch import Launch, check_devices
 
     _gpus(monkeypatch, 1)
-    check_devices({"sft": ("sft", Launch(processes=8, device="cpu")), "ev": ("eval", Launch(processes=8))})
+    check_devices({"sft": ("sft", Launch(processes=8, device="cpu")), "ev": ("eval", Launch(processes=1))})
     _gpus(monkeypatch, 0)
     check_devices({"sft": ("sft", Launch(processes=8)), "merge": ("merge", None)})

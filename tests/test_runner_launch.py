@@ -56,8 +56,9 @@ def test_training_keys_count_processes_and_eval_keys_do_not(tiny_llama: Path, al
     assert one == plain  # one process is today's in-process run, cache keys included
     assert len({plain["sft"], two["sft"], four["sft"]}) == 3  # the global batch changes with the processes
     assert plain["ev"] == two["ev"] == four["ev"]  # evaluation results do not depend on them
-    plan = plan_text(load_recipe(path, launch={"processes": 2}), tmp_path / "run")
-    assert "2 processes" in next(line for line in plan.splitlines() if " sft " in line)
+    plan = plan_text(load_recipe(path, launch={"processes": 2, "shard": "fsdp"}), tmp_path / "run")
+    assert next(line for line in plan.splitlines() if " sft " in line).endswith("2 processes, fsdp")
+    assert next(line for line in plan.splitlines() if " ev " in line).endswith("2 processes")
     assert "2 processes" not in plan_text(load_recipe(path), tmp_path / "run")
 
 
@@ -114,27 +115,53 @@ def _step_log(run_dir: Path, stage: str = "pretrain") -> list[dict]:
 
 @pytest.mark.slow
 def test_tiny_recipe_in_two_processes(tiny_run: TinyRun, tmp_path: Path) -> None:  # noqa: F811
+    """Every stage of tiny.yaml (its evaluations cut to the final model's, each launch costing process start-ups)."""
     os.environ.setdefault("DUSK_DATA_DIR", str(real_data_dir()))
-    recipe = load_recipe(tiny_run.recipe, launch={"processes": 2, "device": "cpu"})
+    recipe = load_recipe(tiny_run.recipe, ["evals.for_each=[final]"], launch={"processes": 2, "device": "cpu"})
     started = time.perf_counter()
     summary = run_recipe(recipe, tmp_path / "run", show_progress=False)
     print(f"tiny.yaml in 2 processes: {time.perf_counter() - started:.1f} s (1 process: {tiny_run.seconds:.1f} s)")
-    assert summary.states == tiny_run.summary.states == dict.fromkeys(recipe.stages, "ran")
+    assert summary.states == dict.fromkeys(recipe.stages, "ran") and set(recipe.stages) < set(tiny_run.summary.states)
     one, two = open_store(tiny_run.run_dir), open_store(tmp_path / "run")
     one_rows = {row["name"]: row for row in one.stages(tiny_run.summary.run_id)}
     two_rows = {row["name"]: row for row in two.stages(summary.run_id)}
     for name, stage in recipe.stages.items():
         assert _artifact_files(tmp_path / "run", name) == _artifact_files(tiny_run.run_dir, name), name
         launch = tmp_path / "run" / "work" / name / "launch"
-        if stage.kind not in TRAIN_KINDS:
-            assert not launch.exists(), name  # evaluation (and the rest) ran in the runner's process
+        if stage.kind not in (*TRAIN_KINDS, "eval", "contamination"):
+            assert not launch.exists(), name  # the other kinds run in the runner's process
             continue
         assert sorted(p.name for p in launch.glob("rank-*")) == ["rank-0.log", "rank-1.log"], name
+        if stage.kind not in TRAIN_KINDS:
+            continue
         one_train, two_train = one.training(one_rows[name]["cache_key"]), two.training(two_rows[name]["cache_key"])
         assert one_rows[name]["cache_key"] != two_rows[name]["cache_key"], name
         assert two_train.steps == one_train.steps and len(two_train.curve) == len(one_train.curve), name
     two_tokens = [line["tokens"] for line in _step_log(tmp_path / "run")]
     assert two_tokens == [2 * line["tokens"] for line in _step_log(tiny_run.run_dir)]  # packed: twice the batch
+
+
+@pytest.mark.slow
+def test_eval_in_two_processes_equals_one_and_shares_its_key(tiny_llama: Path, alpaca_pairs: Path, tmp_path) -> None:  # noqa: F811
+    real_data_dir()
+    path = small_recipe(tmp_path, tiny_llama, alpaca_pairs)
+    data = yaml.safe_load(path.read_text())
+    del data["stages"]["sft"]
+    data["stages"]["ev"]["tasks"] = ["arc_challenge", "gsm8k"]
+    data["stages"]["ev"].update(limit=3, max_new_tokens=8)
+    path.write_text(yaml.safe_dump(data))
+    one = run_recipe(load_recipe(path), tmp_path / "one", show_progress=False)
+    in_two = load_recipe(path, launch={"processes": 2, "device": "cpu"})
+    assert plan_text(in_two, tmp_path / "one").endswith("1 cached, 0 resumable, 0 to run")  # the same key
+    two = run_recipe(in_two, tmp_path / "two", show_progress=False)
+    assert one.states == two.states == {"ev": "ran"}
+    assert sorted(p.name for p in (tmp_path / "two/work/ev/launch").glob("rank-*")) == ["rank-0.log", "rank-1.log"]
+    assert _scores(tmp_path / "one") == _scores(tmp_path / "two") != []
+
+
+def _scores(run_dir: Path) -> list[dict]:
+    store = open_store(run_dir)
+    return [vars(score) for score in store.scores(store.stages(1)[0]["cache_key"])]
 
 
 @pytest.mark.slow
