@@ -1,6 +1,6 @@
-"""Bad launch settings of `dusk run` (a recipe's `launch:`, a stage's, --processes): each refused before any work with
-one line naming the field or flag, exit code 2, and no run directory created. Among them a launch asking for more
-GPUs than the machine has (torch.cuda monkeypatched). A rank killed mid-stage: tests/test_runner_launch.py."""
+"""Bad launch settings of `dusk run` (a recipe's `launch:`, a stage's, --processes, --device-memory): each refused
+before any work with one line naming the field or flag, exit code 2, and no run directory created. Among them a launch
+asking for more GPUs than the machine has (torch.cuda monkeypatched). A rank killed mid-stage: test_runner_launch.py."""
 
 from pathlib import Path
 
@@ -43,6 +43,11 @@ BAD_LAUNCHES = [
     pytest.param({}, ["--processes", "0"], ["--processes 0"], id="flag-zero-processes"),
     pytest.param({}, ["--processes", "many"], ["--processes", "many"], id="flag-processes-not-a-number"),
     pytest.param({}, ["--shard", "zero3"], ["--shard", "zero3"], id="flag-unknown-shard"),
+    pytest.param(
+        {}, ["--dry-run", "--device-memory", "lots"], ["--device-memory 'lots'", "80GiB"], id="memory-no-size"
+    ),
+    pytest.param({}, ["--dry-run", "--device-memory", "80"], ["--device-memory '80'", "give a unit"], id="memory-unit"),
+    pytest.param({}, ["--device-memory", "80GiB"], ["--device-memory", "--dry-run"], id="memory-without-dry-run"),
 ]
 
 
