@@ -32,6 +32,9 @@ MODEL_PATTERNS = (
     "generation_config.json",
 )
 PICKLE_PATTERNS = ("*.bin", "*.bin.index.json", "*.pt", "*.pth")
+# What dusk reads from a dataset repository: data files and the card that declares configs (never loading scripts).
+DATASET_PATTERNS = ("*.parquet", "*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz", "*.csv", "*.tsv", "*.txt", "*.arrow",
+                    "README.md")  # fmt: skip
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _HUB_ID = re.compile(rf"^({_PART})/({_PART})(?:@([A-Za-z0-9._/-]+))?$")
 _FILE_SUFFIXES = (".gguf", ".safetensors", ".json", ".jsonl", ".bin", ".pt")
@@ -72,13 +75,14 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def fetch_command(hub_id: HubId, patterns: tuple[str, ...] = MODEL_PATTERNS) -> str:
+def fetch_command(hub_id: HubId, patterns: tuple[str, ...] = MODEL_PATTERNS, repo_type: str = "model") -> str:
     """The command that puts the repository's files in the cache, for the offline error message."""
     revision = f" --revision {hub_id.revision}" if hub_id.revision else ""
-    return f"hf download {hub_id.repo}{revision} --include " + " ".join(f"'{p}'" for p in patterns[:3]) + " ..."
+    kind = " --repo-type dataset" if repo_type == "dataset" else ""
+    return f"hf download {hub_id.repo}{kind}{revision} --include " + " ".join(f"'{p}'" for p in patterns[:3]) + " ..."
 
 
-def _download(hub_id: HubId, patterns: tuple[str, ...]) -> Path:
+def _download(hub_id: HubId, patterns: tuple[str, ...], repo_type: str = "model") -> Path:
     """snapshot_download of the files matching `patterns`; offline or unreachable: the cached snapshot, if any."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
@@ -89,9 +93,11 @@ def _download(hub_id: HubId, patterns: tuple[str, ...]) -> Path:
     )
 
     offline = hub_offline()
+    local = "no such model directory" if repo_type == "model" else "no such data file or registry dataset"
     try:
         folder = snapshot_download(
             hub_id.repo,
+            repo_type=repo_type,
             revision=hub_id.revision,
             allow_patterns=list(patterns),
             cache_dir=hub_cache(),
@@ -99,7 +105,7 @@ def _download(hub_id: HubId, patterns: tuple[str, ...]) -> Path:
         )
     except (RepositoryNotFoundError, GatedRepoError) as exc:
         raise DuskError(
-            f"{hub_id}: no such model directory, and the Hugging Face hub has no repository {hub_id.repo} "
+            f"{hub_id}: {local}, and the Hugging Face hub has no {repo_type} repository {hub_id.repo} "
             "you can read (private or gated repositories need `hf auth login`)"
         ) from exc
     except RevisionNotFoundError as exc:
@@ -107,8 +113,8 @@ def _download(hub_id: HubId, patterns: tuple[str, ...]) -> Path:
     except LocalEntryNotFoundError as exc:
         why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
         raise DuskError(
-            f"{hub_id}: no such model directory, and not in the Hugging Face cache {hub_cache()} while {why}; "
-            f"fetch it once with network access: {fetch_command(hub_id)} (or run without HF_HUB_OFFLINE)"
+            f"{hub_id}: {local}, and not in the Hugging Face cache {hub_cache()} while {why}; fetch it once with "
+            f"network access: {fetch_command(hub_id, patterns, repo_type)} (or run without HF_HUB_OFFLINE)"
         ) from exc
     return Path(folder)
 
@@ -143,3 +149,8 @@ def resolve_hub_model(hub_id: HubId, allow_pickle: bool = False) -> Path:
             "loaded; dusk loads safetensors only: pass --allow-pickle (or set DUSK_ALLOW_PICKLE=1) if you trust it"
         )
     return _download(hub_id, MODEL_PATTERNS + PICKLE_PATTERNS)
+
+
+def resolve_hub_dataset(hub_id: HubId) -> Path:
+    """The local snapshot directory of a hub dataset's data files (downloaded if needed and allowed)."""
+    return _download(hub_id, DATASET_PATTERNS, "dataset")

@@ -9,6 +9,7 @@ normalized records (see dusk.data.formats); `load_raw` returns the original rows
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from dusk.data.formats import RecordError, convert, detect_format, kind_of, pref
 from dusk.data.paths import data_root
 from dusk.data.readers import (
     FLAN_COT_COLUMNS,
+    SUFFIXES,
     Row,
     check_input_file,
     read_json,
@@ -305,6 +307,46 @@ def _hub_rows(info: DatasetInfo) -> list[Row]:
     return [Row(f"{info.hub}[{index}]", dict(row)) for index, row in enumerate(table)]
 
 
+@dataclass(frozen=True)
+class HubDataset:
+    """A dataset named by Hugging Face id: `org/name[:config][@split]` (split default: train, as training data)."""
+
+    repo: str
+    config: str | None
+    split: str
+
+
+_HUB_DATASET = re.compile(r"^([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?::([\w.-]+))?(?:@([\w.\[\]:%+-]+))?$")
+
+
+def hub_dataset(name_or_path: str | Path) -> HubDataset | None:
+    """The hub dataset a name means, or None (a registry name, an existing path, or not of the id form)."""
+    text = str(name_or_path)
+    if text in DATASETS or Path(text).exists() or text.endswith(SUFFIXES):
+        return None
+    match = _HUB_DATASET.match(text)
+    return HubDataset(match[1], match[2], match[3] or "train") if match else None
+
+
+def _hub_dataset_rows(spec: HubDataset) -> list[Row]:
+    """Rows of a hub dataset's split, read by `datasets` from the data files in the hub cache (dusk.hub)."""
+    import datasets
+
+    from dusk.hub import HubId, resolve_hub_dataset
+
+    datasets.disable_progress_bars()  # around a one-line error they would be extra lines
+    folder = resolve_hub_dataset(HubId(spec.repo))
+    where = f"{spec.repo}{':' + spec.config if spec.config else ''}"
+    try:
+        table = datasets.load_dataset(str(folder), spec.config, split=spec.split)
+    except ValueError as exc:
+        reason = str(exc).splitlines()[0].rstrip(".")
+        raise DuskError(
+            f"{where}@{spec.split}: no split {spec.split!r} to read ({reason}); name one as {where}@SPLIT"
+        ) from exc
+    return [Row(f"{where}@{spec.split}[{index}]", dict(row)) for index, row in enumerate(table)]
+
+
 def is_file_input(name_or_path: str | Path) -> bool:
     """True when `name_or_path` means a file (not a registry name): it has an extension or exists."""
     path = Path(name_or_path)
@@ -315,7 +357,7 @@ def check_source(name_or_path: str | Path) -> None:
     """Refuse, before any loading, a name that is neither a registry dataset nor an existing file."""
     if is_file_input(name_or_path):
         check_input_file(Path(name_or_path))
-    else:
+    elif hub_dataset(name_or_path) is None:
         get_info(str(name_or_path))
 
 
@@ -340,6 +382,9 @@ def load_raw(name_or_path: str | Path) -> list[Row]:
     """The original rows of a named dataset or a file, unchanged (what decontamination filters and writes back)."""
     if is_file_input(name_or_path):
         return _nonempty(read_rows(Path(name_or_path)), str(name_or_path))
+    spec = hub_dataset(name_or_path)
+    if spec is not None:
+        return _nonempty(_hub_dataset_rows(spec), str(name_or_path))
     info = get_info(str(name_or_path))
     files = local_files(info) if data_dir() else []
     if not files:
