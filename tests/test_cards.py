@@ -56,13 +56,13 @@ def same_weights(a: Path, b: Path) -> bool:
 def test_upscale_card_names_its_parent_inherits_the_license_and_rebuilds(tiny_llama_4: Path, tmp_path: Path) -> None:
     parent = tmp_path / "base"
     shutil.copytree(tiny_llama_4, parent)
-    (parent / "README.md").write_text("---\nlicense: mit\n---\n# the base\n")
+    (parent / "README.md").write_text("---\nlicense: mit\ndatasets: [org/pretraining-set]\n---\n# the base\n")
     out = tmp_path / "dus"
     assert main(["upscale", str(parent), "--drop", "1", "--out", str(out)]) == 0
     text = (out / "README.md").read_text()
     card = ModelCard.load(out / "README.md")
     assert card.data.base_model == [str(parent)]
-    assert card.data.license == "mit"
+    assert (card.data.license, card.data.datasets) == ("mit", ["org/pretraining-set"])  # inherited from the parent
     assert {"dusk", "depth-up-scaling"} <= set(card.data.tags)
     assert MARKER in text
     assert card_parents(text) == {str(parent): weights_hash(parent)}

@@ -1,9 +1,10 @@
 """A Hugging Face Hub model card (README.md) for a model directory dusk wrote, from the directory's own records.
 
-YAML front matter: `base_model` (the parents), `tags` (dusk and the stage's), `datasets` (hub ids of the data),
-`license` (the first parent card's, when it has one), `model-index` (H6 scores, when an evaluation's results are
-given). The body says what was done: the stage and its config, parents with hashes, data with hashes and the
-decontamination report, the training curve, the merge config or DUS slices, and the command that rebuilds it.
+YAML front matter: `base_model` (the parents), `tags` (dusk and the stage's), `datasets` (hub ids of the data, and
+those of the parents' cards), `license` (the first parent card's, when it has one), `model-index` (H6 scores, when
+an evaluation's results are given). The body says what was done: the stage and its config, parents with hashes,
+data with hashes and the decontamination report, the training curve, the merge config or DUS slices, and the
+command that rebuilds it.
 
     python -c "from dusk.cards import write_card; print(write_card('runs/sft'))"
 
@@ -83,12 +84,15 @@ def front_matter(prov: Provenance, results: dict | None, name: str) -> dict:
     """The card's YAML metadata as a mapping."""
     from huggingface_hub import ModelCardData
 
-    datasets = list(dict.fromkeys(source.hub_id for source in prov.data if source.hub_id))
+    parents = _parent_cards(prov)
+    inherited = [name for card in parents for name in _strings(card.get("datasets"))]
+    datasets = list(dict.fromkeys([*(source.hub_id for source in prov.data if source.hub_id), *inherited]))
+    license_ = next((card["license"] for card in parents if isinstance(card.get("license"), str)), None)
     data = ModelCardData(
         base_model=[parent.name for parent in prov.parents],
         tags=["dusk", *STAGE_TAGS.get(prov.stage, [])],
         datasets=datasets or None,
-        license=_inherited_license(prov),
+        license=license_,
         library_name="transformers",
         model_name=name if results else None,
         eval_results=[_eval_result(benchmark, value) for benchmark, value in h6_scores(results)] if results else None,
@@ -96,6 +100,12 @@ def front_matter(prov: Provenance, results: dict | None, name: str) -> dict:
     if not data.eval_results:
         data.eval_results = data.model_name = None
     return data.to_dict()
+
+
+def _strings(value: object) -> list[str]:
+    """A card's list field (or single string) as strings."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [item for item in items if isinstance(item, str)]
 
 
 def _eval_result(benchmark, value: float):
@@ -117,19 +127,17 @@ def _eval_result(benchmark, value: float):
     )
 
 
-def _inherited_license(prov: Provenance) -> str | None:
-    """The license in the front matter of the first parent's README.md that has one."""
+def _parent_cards(prov: Provenance) -> list[dict]:
+    """The front matter of each parent's README.md (a Hub card or a dusk card), in parent order."""
     from dusk.models.io import resolve_model
 
+    cards = []
     for parent in prov.parents:
         try:
-            readme = resolve_model(parent.name) / CARD
+            cards.append(read_front_matter(resolve_model(parent.name) / CARD))
         except DuskError:
             continue
-        license_ = read_front_matter(readme).get("license")
-        if isinstance(license_, str) and license_:
-            return license_
-    return None
+    return cards
 
 
 def read_front_matter(path: Path) -> dict:
