@@ -1,5 +1,6 @@
 """--shard fsdp: 2 sharded processes (FSDP2 over gloo) take the same steps as 1 unsharded process with the same
-global batch, write sharded checkpoints atomically, and resume after kill -9 with the same losses."""
+global batch (SFT killed with kill -9 after a checkpoint and resumed; DPO with LoRA and gradient checkpointing),
+and write sharded checkpoints atomically."""
 
 import os
 import signal
@@ -47,29 +48,6 @@ def _sft_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sharded_two_processes_match_one_unsharded_process(
-    tiny_llama: Path,
-    alpaca_pairs: Path,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    one = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "one", max_steps=4, batch_size=4, grad_accum=2)
-    sft.run(one)
-    _launch_two(_sft_args(tiny_llama, alpaca_pairs, tmp_path / "two", "--max-steps", "4", "--save-every", "2"))
-    two_log = log_lines(tmp_path / "two.run" / "log.jsonl")
-    one_log = log_lines(one.work_dir / "log.jsonl")
-    assert [line["tokens"] for line in two_log] == [line["tokens"] for line in one_log]
-    assert [line["loss"] for line in two_log] == pytest.approx([line["loss"] for line in one_log], rel=1e-5)
-    assert _max_difference(one.out, tmp_path / "two") < 1e-5
-    assert _max_difference(tiny_llama, tmp_path / "two") > 1e-3  # it trained
-    # the checkpoints are sharded (one RNG file per rank, DCP shards), and listed only once complete
-    found = checkpoint.list_checkpoints(tmp_path / "two.run")
-    assert [p.name for p in found] == ["step-00000002", "step-00000004"]
-    assert {p.name for p in found[-1].iterdir()} >= {"model-optimizer", "rng-0.safetensors", "rng-1.safetensors"}
-    assert len(list((found[-1] / "model-optimizer").glob("*.distcp"))) == 2
-    assert checkpoint.read_state(found[-1])["sharded"] is True
-
-
-@pytest.mark.slow
 def test_sharded_lora_dpo_with_checkpointing_matches_one_process(
     tiny_llama: Path,
     preference_pairs: Path,  # noqa: F811
@@ -111,7 +89,7 @@ def _kill_tree(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_sharded_run_killed_after_a_checkpoint_resumes_with_the_same_losses(
+def test_sharded_run_killed_after_a_checkpoint_resumes_with_the_losses_of_one_unsharded_process(
     tiny_llama: Path,
     alpaca_pairs: Path,  # noqa: F811
     tmp_path: Path,
@@ -128,11 +106,19 @@ def test_sharded_run_killed_after_a_checkpoint_resumes_with_the_same_losses(
     killed_at = checkpoint.list_checkpoints(tmp_path / "two.run")[-1]
     assert checkpoint.read_state(killed_at)["step"] < 12
     _launch_two([*args, "--resume"], port=29544)
-    expected = [line["loss"] for line in log_lines(one.work_dir / "log.jsonl")]
-    resumed = log_lines(tmp_path / "two.run" / "log.jsonl")
+    # 2 sharded processes (killed, resumed) took the steps of 1 unsharded process with the same global batch
+    one_log, resumed = log_lines(one.work_dir / "log.jsonl"), log_lines(tmp_path / "two.run" / "log.jsonl")
     assert [line["step"] for line in resumed] == list(range(1, 13))
-    assert [line["loss"] for line in resumed] == pytest.approx(expected, rel=1e-5)
+    assert [line["tokens"] for line in resumed] == [line["tokens"] for line in one_log]
+    assert [line["loss"] for line in resumed] == pytest.approx([line["loss"] for line in one_log], rel=1e-5)
     assert _max_difference(one.out, tmp_path / "two") < 1e-5
+    assert _max_difference(tiny_llama, tmp_path / "two") > 1e-3  # it trained
+    # the checkpoints are sharded (DCP shards, one RNG file per rank) and listed only once complete
+    found = checkpoint.list_checkpoints(tmp_path / "two.run")
+    assert [p.name for p in found] == ["step-00000010", "step-00000012"]  # --keep-checkpoints 2
+    assert {p.name for p in found[-1].iterdir()} >= {"model-optimizer", "rng-0.safetensors", "rng-1.safetensors"}
+    assert len(list((found[-1] / "model-optimizer").glob("*.distcp"))) == 2
+    assert checkpoint.read_state(found[-1])["sharded"] is True
 
 
 def test_a_partial_sharded_save_is_not_a_checkpoint(tmp_path: Path) -> None:
