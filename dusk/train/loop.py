@@ -102,6 +102,15 @@ def build_optimizer(lm: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.adam_betas)
 
 
+def on_device(batch: Batch, device: torch.device) -> Batch:
+    """The batch's tensors on the model's device (a no-op on CPU)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def evaluate(model: nn.Module, task: TrainingTask, examples: list[Example], batch_size: int) -> dict[str, float]:
     """Held-out loss (and task metrics), averaged over units, without gradients."""
     was_training = model.training
@@ -111,7 +120,7 @@ def evaluate(model: nn.Module, task: TrainingTask, examples: list[Example], batc
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
-            loss, metrics = task.loss(model, task.collate(chunk))
+            loss, metrics = task.loss(model, on_device(task.collate(chunk), _device_of(model)))
             units += sum(task.units(ex) for ex in chunk)
             for name, value in {"loss": loss, **metrics}.items():
                 totals[name] = totals.get(name, 0.0) + float(value)
@@ -179,7 +188,7 @@ def _train_step(run: _Run) -> dict[str, Any]:
         local = examples[start : start + cfg.batch_size]
         sync = _sync(run, micro == cfg.grad_accum - 1)
         with sync, _autocast(run):
-            loss, metrics = run.task.loss(run.model, run.task.collate(local))
+            loss, metrics = run.task.loss(run.model, on_device(run.task.collate(local), acc.device))
             acc.backward(loss * acc.num_processes / total_units)
         sums += torch.tensor([loss.detach().float().item(), sum(run.task.tokens(ex) for ex in local)])
         for name, value in metrics.items():
