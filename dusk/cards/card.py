@@ -94,7 +94,7 @@ def front_matter(prov: Provenance, results: dict | None, name: str) -> dict:
         datasets=datasets or None,
         license=license_,
         library_name="transformers",
-        model_name=name if results else None,
+        model_name=(Path(name).name or name) if results else None,
         eval_results=[_eval_result(benchmark, value) for benchmark, value in h6_scores(results)] if results else None,
     )
     if not data.eval_results:
