@@ -179,8 +179,9 @@ def data_source(value: str, role: str) -> DataSource:
     from dusk.data.registry import DATASETS, local_files
 
     info = DATASETS.get(value)
-    if info is None:
-        return DataSource(value, role, None, {})  # gone since training: named, without hashes
+    if info is None:  # a hub id (org/name[:config][@split]), or a file gone since training: named, without hashes
+        hub_id = value.split("@")[0].split(":")[0] if value.count("/") == 1 and not path.exists() else None
+        return DataSource(value, role, hub_id, {})
     hub_id = info.hub.split("@")[0].split(":")[0] if info.hub else None
     return DataSource(value, role, hub_id, {str(p): sha256_file(p) for p in local_files(info)})
 
