@@ -62,3 +62,48 @@ def test_device_refusals(
     _cuda_devices(monkeypatch, cuda)
     assert_refused([arg.format(**places) for arg in argv], culprits, capsys, watch=[tmp_path])
     assert not Path(places["out"]).exists()
+
+
+@pytest.fixture
+def hub_places(places: dict[str, str], tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """An offline hub cache with a pickle-only model org/pickled and a dataset org/mini (train split only)."""
+    import shutil
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--org--pickled" / "snapshots" / "abc"
+    shutil.copytree(tiny_llama, snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    (snapshot / "pytorch_model.bin").write_bytes(b"not loaded")
+    data = cache / "datasets--org--mini" / "snapshots" / "abc"
+    data.mkdir(parents=True)
+    (data / "train.jsonl").write_text('{"instruction": "Say hi", "output": "hi"}\n')
+    for storage in ("models--org--pickled", "datasets--org--mini"):
+        (cache / storage / "refs").mkdir()
+        (cache / storage / "refs" / "main").write_text("abc")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DUSK_ALLOW_PICKLE", raising=False)
+    return places
+
+
+HUB_ROWS = [
+    pytest.param(
+        ["eval", "org/absent", "--tasks", "gsm8k", "--limit", "1", "--out", "{out}"],
+        ["org/absent", "HF_HUB_OFFLINE", "hf download org/absent"],
+        id="eval-hub-id-not-cached-offline",
+    ),
+    pytest.param(
+        ["eval", "org/pickled", "--tasks", "gsm8k", "--limit", "1", "--out", "{out}"],
+        ["org/pickled", "pytorch_model.bin", "--allow-pickle"],
+        id="eval-pickle-only-repository",
+    ),
+    pytest.param(["data", "show", "org/mini@test"], ["org/mini@test", "'test'"], id="dataset-without-the-split"),
+]
+
+
+@pytest.mark.parametrize(("argv", "culprits"), HUB_ROWS)
+def test_hub_refusals(
+    argv: list[str], culprits: list[str], hub_places: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert_refused([arg.format(**hub_places) for arg in argv], culprits, capsys, watch=[tmp_path / "hub"])
+    assert not Path(hub_places["out"]).exists()
