@@ -1,4 +1,4 @@
-"""Peak RSS per process of `dusk sft` in 1 process and N sharded processes, against dusk's memory plan.
+"""Peak RSS per process of `dusk sft` in 1 process and N sharded (or DDP) processes, against dusk's memory plan.
 
 Samples the RSS of every process of the run (the launcher's children, each rank) every 50 ms with psutil, and
 prints each rank's peak next to `dusk.train.memory_plan`'s estimate for that setting (CPU overhead).
@@ -32,7 +32,7 @@ def command(args: argparse.Namespace, processes: int, out: Path, extra: list[str
     launcher = str(Path(sys.executable).with_name("accelerate"))
     return [launcher, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29561", "-m", "dusk",
-            *flags, "--shard", "fsdp"]  # fmt: skip
+            *flags, "--shard", args.shard]  # fmt: skip
 
 
 def peak_rss_per_rank(cmd: list[str]) -> list[float]:
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--shard", choices=["none", "fsdp"], default="fsdp", help="of the multi-process runs")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more dusk sft flags")
     args = parser.parse_args()
     model_dir = resolve_model(args.model)
@@ -73,7 +74,7 @@ def main() -> None:
         for processes in args.processes:
             out = Path(work) / f"out-{processes}"
             peaks = peak_rss_per_rank(command(args, processes, out, args.extra))
-            shard = ["--shard", "fsdp"] if processes > 1 else []
+            shard = ["--shard", args.shard] if processes > 1 else []
             cfg = SFTConfig.model_validate(
                 {
                     "model": str(model_dir),
