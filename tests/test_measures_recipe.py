@@ -8,7 +8,7 @@ from recipe_fixtures import real_data_dir
 from dusk.recipe import load_recipe
 from dusk.report.data import build_report
 from dusk.report.write import write_report
-from dusk.runner import run_recipe
+from dusk.runner import plan_text, run_recipe
 from dusk.store import open_store
 
 RECIPE = """
@@ -23,6 +23,7 @@ stages:
   prefs: {kind: mix, sources: [{dataset: ultrafeedback, max_examples: 8}]}
   dpo: {kind: dpo, from: sft, data: prefs}
   sdpo: {kind: sdpo, from: sft, data: prefs, steps: 2}
+  merged: {kind: merge, models: [dpo, sdpo]}
   ppl: {kind: perplexity, models: [tiny-llama, sft], data: tinyshakespeare, seq_len: 32, sequences: 4, title: PPL}
   loss: {kind: heldout, models: [tiny-llama, sft], data: [alpaca_gpt4, gsm8k_train], exclude: [mix_a], examples: 4,
          seq_len: 160}
@@ -51,3 +52,28 @@ def test_measure_stages_in_a_recipe_and_their_report(tmp_path: Path, monkeypatch
     assert "ultrafeedback margin, paired difference from dpo: sdpo " in text
     assert "| sdpo step-2 (vs sdpo step-1, its step's reference) |" in text
     assert (tmp_path / "report" / "measures.png").is_file()
+    models = {entry.stage: entry for entry in data.models}  # every model directory, with its card's summary
+    assert set(models) == {"sft", "dpo", "sdpo", "merged"}
+    assert models["merged"].summary == "a merge of the parents' weights" and models["merged"].card
+    assert models["sdpo"].path.endswith("sdpo/final")
+    assert "| merged | merge | a merge of the parents' weights | [card](" in text
+
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def test_shipped_recipes_measure_each_effect(tmp_path: Path, monkeypatch) -> None:
+    """The main job measures the DUS drop and recovery, SFT per domain and DPO/sDPO with measure stages, and runs H6
+    on the base and the final model only; the ablation recipe (cpu budget) has the same measures. Both plan."""
+    monkeypatch.setenv("DUSK_DATA_DIR", str(real_data_dir()))
+    mini = load_recipe(RECIPES / "solar-mini.yaml")
+    kinds = {name: stage.kind for name, stage in mini.stages.items()}
+    assert [n for n, k in kinds.items() if k == "eval"] == ["base_eval", "final_eval"]
+    assert mini.stages["ppl_dus"].refs["models"] == ("dus", "pretrain")
+    assert set(mini.stages["heldout_sft"].refs["models"]) == {"pretrain", "sft_general", "sft_math", "sft_merged"}
+    assert mini.stages["heldout_dpo"].refs["models"] == ("sft_merged", "dpo", "sdpo", "solar_mini")
+    assert "perplexity" in kinds.values() and "contamination" in kinds.values()
+    ablation = load_recipe(RECIPES / "solar-ablation.yaml", ["budget=cpu"])
+    assert {"heldout_sft", "heldout_dpo"} <= set(ablation.stages)
+    for recipe, run_dir in ((mini, tmp_path / "mini"), (ablation, tmp_path / "ablation")):
+        assert plan_text(recipe, run_dir).splitlines()[-1].endswith(f"{len(recipe.stages)} to run")

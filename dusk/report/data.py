@@ -75,6 +75,18 @@ class ReportData:
     settings: list[str]  # "mode harness, subset tiny" lines, one per distinct evaluation setting
     contamination: list[dict] = field(default_factory=list)  # per stage: model, reference, {task: suspicious share}
     measures: list[MeasureTable] = field(default_factory=list)  # perplexity and held-out stages, in run order
+    models: list["ModelEntry"] = field(default_factory=list)  # every model the run made, with its card's summary
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model directory the run wrote: its stage, where it is, and what its model card says was done."""
+
+    stage: str
+    kind: str
+    path: str
+    card: str | None  # README.md when the directory has a dusk model card
+    summary: str  # the card's one-line account of the stage ("-" without a card)
 
 
 def format_size(parameters: int | None) -> str:
@@ -243,6 +255,29 @@ def _reference_of(info: _StageInfo) -> str:
     return refs[0] if refs else str(info.settings.get("reference"))
 
 
+def card_summary(model_dir: Path) -> tuple[str | None, str]:
+    """(the card's path, its line saying what the stage did) of a model directory; (None, "-") without a card."""
+    card = model_dir / "README.md"
+    if not card.is_file():
+        return None, "-"
+    for line in card.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("Made by dusk"):
+            return str(card), line.split(": ", 1)[-1].rstrip(".") if ": " in line else line
+    return str(card), "-"
+
+
+def _models(store: Store, infos: dict[str, _StageInfo]) -> list[ModelEntry]:
+    entries = []
+    for info in infos.values():
+        artifact = store.artifact(info.key) if info.kind in MODEL_KINDS and info.key else None
+        if artifact is None or not Path(artifact.path).is_dir():
+            continue
+        model_dir = Path(artifact.path) / "final" if info.kind == "sdpo" else Path(artifact.path)
+        card, summary = card_summary(model_dir)
+        entries.append(ModelEntry(info.name, info.kind, str(model_dir), card, summary))
+    return entries
+
+
 def build_report(store: Store, run_id: int | None = None) -> ReportData:
     """Gather a run's tables, curves and settings from the store."""
     run = store.run(run_id)
@@ -269,4 +304,5 @@ def build_report(store: Store, run_id: int | None = None) -> ReportData:
         settings=_settings_lines(store, infos),
         contamination=_contamination(store, infos),
         measures=measure_tables(store, run["id"]),
+        models=_models(store, infos),
     )

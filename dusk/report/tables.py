@@ -196,6 +196,14 @@ def _md_measure_table(table: MeasureTable) -> list[str]:
     return [f"### {table.title}", "", *_md_table(headers, rows), "", *notes_, ""]
 
 
+MODELS_TITLE = "Models of this run"
+
+
+def _model_rows(data: ReportData) -> list[tuple[str, str, str, str | None]]:
+    """(stage, kind, what its card says, the card's path) per model directory of the run."""
+    return [(m.stage, m.kind, m.summary, m.card) for m in data.models]
+
+
 def markdown(data: ReportData, images: dict[str, bytes]) -> str:
     lines = [f"# {data.title}", ""]
     for measure in data.measures:
@@ -208,6 +216,17 @@ def markdown(data: ReportData, images: dict[str, bytes]) -> str:
         lines += _md_table(_contamination_headers(), _contamination_rows(data), 2) + [""]
     for name in images:
         lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name}.png)", ""]
+    if data.models:
+        rows = [
+            [stage, kind, summary, f"[card]({card})" if card else "-"]
+            for stage, kind, summary, card in _model_rows(data)
+        ]
+        lines += [
+            f"### {MODELS_TITLE}",
+            "",
+            *_md_table(["Stage", "Kind", "What was done (its model card)", "Card"], rows, 4),
+            "",
+        ]
     lines += ["---", ""] + [f"{line}  " for line in _footer(data)]
     return "\n".join(lines) + "\n"
 
@@ -285,6 +304,15 @@ def html(data: ReportData, images: dict[str, bytes]) -> str:
         parts.append(
             f'<h2>{_e(PLOT_TITLES.get(name, name))}</h2><img alt="{_e(name)}" src="data:image/png;base64,{encoded}">'
         )
+    if data.models:
+        rows = [
+            f'<tr><td>{_e(stage)}</td><td class="text">{_e(kind)}</td><td class="text">{_e(summary)}</td>'
+            + (f'<td class="text"><a href="file://{_e(card)}">card</a></td>' if card else '<td class="text">-</td>')
+            + "</tr>"
+            for stage, kind, summary, card in _model_rows(data)
+        ]
+        parts.append(f"<h2>{_e(MODELS_TITLE)}</h2>")
+        parts.append(_html_table(["Stage", "Kind", "What was done (its model card)", "Card"], rows, 4))
     footer = "".join(f"<p>{_e(line)}</p>" for line in _footer(data))
     body = "\n".join(parts)
     return (
