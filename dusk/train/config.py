@@ -148,7 +148,7 @@ class SDPOConfig(DPOConfig):
 
     def dpo_step(self, **update: Any) -> DPOConfig:
         """The plain DPO config of one step (the sDPO-only fields dropped, `update` applied)."""
-        values = self.model_dump(exclude={"steps", "easy_to_hard"})
+        values = self.model_dump(exclude={"steps", "easy_to_hard"}, exclude_unset=True)  # unset: no LoRA warning
         return DPOConfig.model_validate({**values, **update})
 
 
