@@ -15,23 +15,26 @@ from dusk.eval.parallel import Processes, assign, blocks, share_out
 
 
 def test_small_units_stay_whole_and_loads_balance() -> None:
-    cut = blocks([50, 30, 20, 10, 10], [5, 3, 2, 1, 1], world=2)
+    cut = blocks([50, 30, 20, 10, 10], [5, 3, 2, 1, 1], pieces=2)
     assert [(b.unit, b.start, b.stop) for b in cut] == [(0, 0, 5), (1, 0, 3), (2, 0, 2), (3, 0, 1), (4, 0, 1)]
     shares = assign(cut, 2)
     assert sorted(sum(b.cost for b in share) for share in shares) == [60, 60]
 
 
-def test_a_unit_bigger_than_a_share_is_cut_into_contiguous_blocks() -> None:
-    cut = blocks([90, 10], [9, 1], world=2)  # share 50: unit 0 in 2 blocks, unit 1 whole
+def test_a_unit_bigger_than_a_piece_is_cut_into_contiguous_blocks() -> None:
+    cut = blocks([90, 10], [9, 1], pieces=2)  # cap 50: unit 0 in 2 blocks, unit 1 whole
     assert [(b.unit, b.start, b.stop) for b in cut] == [(0, 0, 4), (0, 4, 9), (1, 0, 1)]
-    covered = sorted((b.unit, i) for share in assign(cut, 2) for b in share for i in range(b.start, b.stop))
-    assert covered == [(0, i) for i in range(9)] + [(1, 0)]
+    for world in (1, 2, 3):  # the blocks do not depend on the process count; every item lands exactly once
+        covered = sorted((b.unit, i) for share in assign(cut, world) for b in share for i in range(b.start, b.stop))
+        assert covered == [(0, i) for i in range(9)] + [(1, 0)]
 
 
 def test_one_process_runs_every_item_in_order() -> None:
     units = [["a", "b"], [], ["c"]]
-    placed = share_out(Processes(), units, [2, 1, 1], lambda items: [item.upper() for item in items])
+    calls = []
+    placed = share_out(Processes(), units, [2, 1, 1], lambda items: calls.append(items) or [i.upper() for i in items])
     assert placed == [["A", "B"], [], ["C"]]
+    assert calls == [["a"], ["b"], ["c"]]  # one call per block; a unit above 1/64 of the tokens is cut
 
 
 def _launch_two(args: list[str], port: int) -> None:

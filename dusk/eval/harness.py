@@ -138,12 +138,12 @@ def run_engine(engine, runs: Sequence[TaskRun]) -> None:
     run_engine_items(engine, [item for run in runs for item in run.items])
 
 
-def run_engine_items(engine, items: Sequence[EvalItem]) -> None:
+def run_engine_items(engine, items: Sequence[EvalItem], progress: bool = True) -> None:
     """Fill each item's results: all log-likelihood requests in one engine call, all generations in another."""
     ll_requests = [r for item in items for r in item.requests if isinstance(r, LoglikelihoodRequest)]
     gen_requests = [r for item in items for r in item.requests if isinstance(r, GenerationRequest)]
-    ll_results: list[LoglikelihoodResult] = list(engine.loglikelihood(ll_requests)) if ll_requests else []
-    gen_results: list[str] = list(engine.generate(gen_requests)) if gen_requests else []
+    ll_results: list[LoglikelihoodResult] = list(engine.loglikelihood(ll_requests, progress)) if ll_requests else []
+    gen_results: list[str] = list(engine.generate(gen_requests, progress)) if gen_requests else []
     ll_iter, gen_iter = iter(ll_results), iter(gen_results)
     for item in items:
         source = gen_iter if isinstance(item.requests[0], GenerationRequest) else ll_iter

@@ -1,10 +1,12 @@
 """Data-parallel evaluation: under `accelerate launch --num_processes N -m dusk eval ...` (or torchrun) each process
 scores a share of the items and the main process gathers every item's result, then alone writes the outputs.
 
-The work is split into whole blocks of a task's items (an MMLU subject, a task, or a contiguous part of a task too
-big for one process), so the prefixes items share (a subject's few-shot examples) stay in one process; blocks go
-to the least-loaded process, largest first, by token count. Every process builds the same blocks from the same
-prepared items, so no plan is exchanged. Results do not depend on N beyond float rounding of batch composition.
+The work is split into whole blocks of a task's items (an MMLU subject, a task, or a contiguous part of a task
+bigger than 1/64 of all the tokens), so the prefixes items share (a subject's few-shot examples) stay together;
+blocks go to the least-loaded process, largest first, by token count. The blocks depend on the items only, not on
+the number of processes, and each block is one engine call: a block is batched the same way whichever process runs
+it, so the results do not depend on N (not even by float rounding). Every process builds the same blocks from the
+same prepared items, so no plan is exchanged.
 
     accelerate launch --num_processes 2 -m dusk eval tiny-llama --tasks arc_challenge,gsm8k --limit 8
 """
@@ -13,6 +15,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import ceil
+
+from tqdm import tqdm
+
+PIECES = 64  # a unit bigger than 1/PIECES of all the tokens is cut: balance for up to ~PIECES/4 processes
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,13 @@ class Block:
     cost: float
 
 
-def blocks(costs: Sequence[float], sizes: Sequence[int], world: int) -> list[Block]:
-    """Cut each unit into as few contiguous blocks as keep any one under a process's fair share of the tokens."""
-    share = max(sum(costs) / world, 1e-9)
+def blocks(costs: Sequence[float], sizes: Sequence[int], pieces: int = PIECES) -> list[Block]:
+    """Cut each unit into as few contiguous blocks as keep each under 1/pieces of all the tokens (independent of the
+    number of processes, so each block's computation is the same whichever process runs it)."""
+    cap = max(sum(costs) / pieces, 1e-9)
     cut = []
     for unit, (cost, size) in enumerate(zip(costs, sizes, strict=True)):
-        parts = max(1, min(size, ceil(cost / share - 1e-9)))
+        parts = max(1, min(size, ceil(cost / cap - 1e-9)))
         bounds = [round(size * k / parts) for k in range(parts + 1)]
         cut += [Block(unit, a, b, cost * (b - a) / size) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
     return cut
@@ -101,12 +108,12 @@ def share_out(
     costs: Sequence[float],
     work: Callable[[list[object]], list[object]],
 ) -> list[list[object]] | None:
-    """Run `work` on this process's blocks of `units` (lists of items) and return, on the main process only, every
-    unit's results in item order (None on the others)."""
-    cut = blocks(costs, [len(unit) for unit in units], processes.world)
-    mine = assign(cut, processes.world)[processes.rank]
-    items = [item for block in mine for item in units[block.unit][block.start : block.stop]]
-    results = work(items) if items else []
+    """Run `work` once per block of this process's share of `units` (lists of items) and return, on the main process
+    only, every unit's results in item order (None on the others)."""
+    mine = assign(blocks(costs, [len(unit) for unit in units]), processes.world)[processes.rank]
+    results = []
+    for block in tqdm(mine, desc=f"blocks (process {processes.rank})", unit="block", disable=None):
+        results += work(list(units[block.unit][block.start : block.stop]))
     where = [(block.unit, index) for block in mine for index in range(block.start, block.stop)]
     gathered = gather_to_main(processes, list(zip(where, results, strict=True)))
     if gathered is None:

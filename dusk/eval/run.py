@@ -127,16 +127,16 @@ def run_tokens(tokenizer, run: TaskRun) -> int:
 
 
 def _item_results(engine, items: list[EvalItem]) -> list[list]:
-    run_engine_items(engine, items)
+    run_engine_items(engine, items, progress=False)  # one block: the outer bar counts blocks
     return [item.results for item in items]
 
 
 def score_shared(engine, runs: list[TaskRun], processes: Processes) -> bool:
-    """Score this process's share of the items; on the main process fill every item's results (gathered) and the
-    engine's summed stats and return True; elsewhere return False (that process holds only its share)."""
+    """Score this process's share of the items, block by block; on the main process fill every item's results
+    (gathered) and the engine's summed stats and return True; elsewhere return False (it holds only its share)."""
     from dusk.eval.requests import EngineStats
 
-    costs = [run_tokens(engine.tokenizer, run) for run in runs] if processes.world > 1 else [1.0] * len(runs)
+    costs = [run_tokens(engine.tokenizer, run) for run in runs]
     placed = share_out(processes, [run.items for run in runs], costs, lambda items: _item_results(engine, items))
     stats = gather_to_main(processes, asdict(engine.stats))
     if placed is None:
