@@ -82,7 +82,7 @@ def test_heldout_instruction_loss_and_exclusion(tiny_llama, alpaca_pairs, tmp_pa
     records = [json.loads(line) for line in alpaca_pairs.read_text().splitlines()]
     training = write_jsonl(tmp_path / "train.jsonl", records[:100])  # excluded: 20 records are left to draw from
     cfg = HeldoutConfig(models=[str(tiny_llama)], labels=["m"], data=[str(alpaca_pairs)], exclude=[str(training)],
-                        examples=6, template="none", seq_len=512, out=tmp_path / "h")  # fmt: skip
+                        examples=6, template="none", seq_len=2048, out=tmp_path / "h")  # fmt: skip
     kind, drawn, dropped = heldout.heldout_records(cfg)
     assert kind == "instruction" and len(drawn[str(alpaca_pairs)]) == 6
     train_keys = {(r["prompt"], r["response"]) for r in records[:100]}
@@ -182,3 +182,23 @@ def test_paired_lines_say_beyond_or_within_noise() -> None:
     assert line.startswith("x, paired difference from a:")
     line = paired_lines(_table(Estimate(0.1, 0.01, 30), Estimate(0.01, 0.02, 30)))[0]
     assert "b +0.100 ± 0.010 (worse, beyond noise)" in line
+
+
+def test_perplexity_text_leaves_out_the_training_text(tmp_path) -> None:
+    books = write_jsonl(tmp_path / "books.jsonl", [{"text": "first book " * 50}, {"text": "second book " * 50}])
+    trained = write_jsonl(tmp_path / "trained.jsonl", [{"text": "first book " * 50}])
+    text = perplexity.read_text(str(books), [str(trained)])
+    assert "second book" in text and "first book" not in text
+    with pytest.raises(DuskError, match="every record is in the excluded"):
+        perplexity.read_text(str(trained), [str(books)])
+
+
+def test_training_eval_stderr_is_the_ratio_estimator() -> None:
+    from dusk.train.loop import ratio_stderr
+
+    assert ratio_stderr([2.0, 4.0, 6.0], [1, 1, 1]) == pytest.approx(2 / math.sqrt(3))  # equal units: sd / sqrt(n)
+    totals, units = [3.0, 10.0, 4.0, 9.0], [1, 4, 2, 3]  # per-token mean 26 / 10
+    m = 26 / 10
+    expected = math.sqrt(sum((t - m * u) ** 2 for t, u in zip(totals, units, strict=True)) / 12) / 2.5
+    assert ratio_stderr(totals, units) == pytest.approx(expected)
+    assert ratio_stderr([1.0], [3]) is None

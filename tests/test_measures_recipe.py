@@ -14,7 +14,7 @@ from dusk.store import open_store
 RECIPE = """
 name: measures
 defaults:
-  sft: {max_steps: 2, seq_len: 160, batch_size: 2, eval_size: 0, progress: false, lr: 1.0e-3}
+  sft: {max_steps: 2, seq_len: 160, batch_size: 2, eval_size: 2, eval_every: 1, progress: false, lr: 1.0e-3}
   dpo: {max_steps: 2, seq_len: 160, batch_size: 2, eval_size: 0, progress: false, lr: 1.0e-3}
   sdpo: {max_steps: 1, seq_len: 160, batch_size: 2, eval_size: 0, progress: false, lr: 1.0e-3}
 stages:
@@ -56,6 +56,10 @@ def test_measure_stages_in_a_recipe_and_their_report(tmp_path: Path, monkeypatch
     assert set(models) == {"sft", "dpo", "sdpo", "merged"}
     assert models["merged"].summary == "a merge of the parents' weights" and models["merged"].card
     assert models["sdpo"].path.endswith("sdpo/final")
+    assert models["sft"].summary == "supervised fine-tuning of the parent"  # training outputs get their cards too
+    curve = data.curves["sft"].detail["eval_curve"]  # held-out loss during training, each point with its stderr
+    assert [point[0] for point in curve] == [0, 1, 2] and all(point[2] > 0 for point in curve)
+    assert (tmp_path / "report" / "heldout_curves.png").is_file()
     assert "| merged | merge | a merge of the parents' weights | [card](" in text
 
 

@@ -31,6 +31,8 @@ class PerplexityConfig(BaseModel):
                               "first is the reference of the paired differences")  # fmt: skip
     labels: list[str] | None = Field(None, description="row labels, one per model (default: stage or model name)")
     data: str = Field("gutenberg", description="held-out text: a text dataset or file (not the training text)")
+    exclude: list[str] = Field(default_factory=list, description="text data whose records are left out (the "
+                               "training text: mix stages, datasets or files)")  # fmt: skip
     seq_len: int = Field(256, ge=8, description="tokens per scored sequence")
     sequences: int = Field(32, ge=2, description="sequences cut evenly from the text (the n of the standard error)")
     batch_size: int = Field(8, ge=1, description="sequences per forward pass")

@@ -24,11 +24,15 @@ log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 8  # characters read per wanted token when cutting a window (English text: about 4 per token)
 
 
-def read_text(data: str) -> str:
-    """The held-out text: a dataset's text records (or a file's) joined by blank lines."""
+def read_text(data: str, exclude: list[str] | tuple[str, ...] = ()) -> str:
+    """The held-out text: a dataset's text records (or a file's) joined by blank lines, without the records that
+    `exclude` holds (the training text)."""
     from dusk.data.registry import load_records
 
-    records = load_records(data, kind="text")
+    excluded = {record["text"] for source in exclude for record in load_records(source, kind="text")}
+    records = [record for record in load_records(data, kind="text") if record["text"] not in excluded]
+    if not records:
+        raise DuskError(f"held-out text {data}: every record is in the excluded (training) data; name other text")
     return "\n\n".join(record["text"] for record in records)
 
 
@@ -77,7 +81,7 @@ def score_models(cfg: PerplexityConfig) -> tuple[list[str], list[list[float]], l
     """(labels, per-model per-sequence NLLs, the scored token ids)."""
     from dusk.models.io import load_model, load_tokenizer, resolve_model
 
-    text = read_text(cfg.data)
+    text = read_text(cfg.data, cfg.exclude)
     model_dirs = [resolve_model(arg) for arg in cfg.models]
     ids = windows(text, load_tokenizer(model_dirs[0]), cfg.sequences, cfg.seq_len)
     labels = cfg.labels or [label_of(arg) for arg in cfg.models]

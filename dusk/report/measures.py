@@ -106,7 +106,7 @@ def paired_lines(table: MeasureTable) -> list[str]:
                 f"{row.label} {'+' if diff.value >= 0 else ''}{text} ({_verdict(diff, column.higher_is_better)})"
             )
         if parts:
-            what = column.title.split(" Δ ")[0]
+            what = column.title.split(" Δ")[0]
             lines.append(f"{what}, paired difference from {reference.label}: {'; '.join(parts)}.")
     return lines
 

@@ -107,10 +107,12 @@ def heldout_curves(data: ReportData) -> bytes | None:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.2, 4.0))
     for name, points in curves.items():
-        steps, losses = zip(*points, strict=True)
-        axis.plot(steps, losses, label=name, linewidth=1.6, marker="o", markersize=3)
+        steps = [point[0] for point in points]
+        losses = [point[1] for point in points]
+        errors = [point[2] if len(point) > 2 and point[2] is not None else math.nan for point in points]
+        axis.errorbar(steps, losses, yerr=errors, label=name, linewidth=1.6, marker="o", markersize=3, capsize=2)
     axis.set_xlabel("step")
-    axis.set_ylabel("held-out loss (mean NLL per token)")
+    axis.set_ylabel("held-out loss (mean NLL per token, ± 1 stderr)")
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

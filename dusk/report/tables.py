@@ -307,7 +307,7 @@ def html(data: ReportData, images: dict[str, bytes]) -> str:
     if data.models:
         rows = [
             f'<tr><td>{_e(stage)}</td><td class="text">{_e(kind)}</td><td class="text">{_e(summary)}</td>'
-            + (f'<td class="text"><a href="file://{_e(card)}">card</a></td>' if card else '<td class="text">-</td>')
+            + f'<td class="text">{_e(card or "-")}</td>'
             + "</tr>"
             for stage, kind, summary, card in _model_rows(data)
         ]

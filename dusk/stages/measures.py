@@ -70,8 +70,8 @@ PERPLEXITY = StageKind(
     prepare=set_out,
     collect=measure_result,
     inputs=("models",),
-    data_inputs=("data",),
-    data_files=lambda cfg: data_paths(cfg.data),
+    data_inputs=("data", "exclude"),
+    data_files=lambda cfg: [path for source in [cfg.data, *cfg.exclude] for path in data_paths(source)],
     artifact="eval",
 )
 HELDOUT = StageKind(

@@ -34,7 +34,8 @@ def read_training_log(path: Path) -> TrainingSummary | None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     steps = [row for row in rows if "loss" in row and "step" in row and row.get("split", "train") == "train"]
     curve = [(int(row["step"]), float(row["loss"])) for row in steps]
-    held_out = [(int(row["step"]), float(row["eval_loss"])) for row in rows if "eval_loss" in row and "step" in row]
+    held_out = [(int(row["step"]), float(row["eval_loss"]), row.get("eval_loss_se"))
+                for row in rows if "eval_loss" in row and "step" in row]  # fmt: skip
     tokens = max((int(row.get("tokens", 0) or 0) for row in steps), default=None)
     seconds = max((float(row.get("elapsed", row.get("seconds", 0)) or 0) for row in steps), default=None)
     return TrainingSummary(

@@ -112,20 +112,35 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def evaluate(model: nn.Module, task: TrainingTask, examples: list[Example], batch_size: int) -> dict[str, float]:
-    """Held-out loss (and task metrics), averaged over units, without gradients."""
+    """Held-out loss (and task metrics), averaged over units, without gradients; each with its standard error
+    (`eval_<name>_se`) over the held-out examples, which are scored one at a time for it."""
     was_training = model.training
     model.eval()
-    totals: dict[str, float] = {}
-    units = 0
+    per_example: dict[str, list[float]] = {}
+    units: list[int] = []
     with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start : start + batch_size]
-            loss, metrics = task.loss(model, on_device(task.collate(chunk), _device_of(model)))
-            units += sum(task.units(ex) for ex in chunk)
+        for example in examples:
+            loss, metrics = task.loss(model, on_device(task.collate([example]), _device_of(model)))
+            units.append(task.units(example))
             for name, value in {"loss": loss, **metrics}.items():
-                totals[name] = totals.get(name, 0.0) + float(value)
+                per_example.setdefault(name, []).append(float(value))
     model.train(was_training)
-    return {f"eval_{name}": value / max(units, 1) for name, value in totals.items()}
+    out = {}
+    for name, values in per_example.items():
+        out[f"eval_{name}"] = sum(values) / max(sum(units), 1)
+        out[f"eval_{name}_se"] = ratio_stderr(values, units)
+    return out
+
+
+def ratio_stderr(totals: list[float], units: list[int]) -> float | None:
+    """Standard error of sum(totals) / sum(units) (a per-unit mean over examples of different sizes), by the ratio
+    estimator: sqrt(sum((t_i - m u_i)^2) / (n (n - 1))) / mean(u). None for fewer than 2 examples."""
+    n = len(totals)
+    if n < 2 or sum(units) == 0:
+        return None
+    mean = sum(totals) / sum(units)
+    spread = sum((t - mean * u) ** 2 for t, u in zip(totals, units, strict=True)) / (n * (n - 1))
+    return math.sqrt(spread) / (sum(units) / n)
 
 
 class StepLog:

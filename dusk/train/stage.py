@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from dusk.atomic import check_output_dir, check_writable_parent
+from dusk.cards.card import write_card
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train import checkpoint, sharding
@@ -160,6 +161,7 @@ def finish(
         except OSError as exc:
             kept = keep_trained(lm, peft_model, source_dir, files, cfg.work_dir)
             raise OSError(exc.errno, f"cannot write {cfg.out} ({exc.strerror or exc}); {kept}") from exc
+        write_card(cfg.out)  # the model card: parents and data with their hashes, the curve, the rebuild command
     barrier()
     return cfg.out
 
