@@ -61,7 +61,6 @@ BAD_INPUTS = [
     pytest.param(_eval("--tasks", ","), ["--tasks", "empty"], id="eval-empty-tasks"),
     pytest.param(_eval("--limit", "0"), ["--limit", "0"], id="eval-limit-zero"),
     pytest.param(_eval("--limit", "-5"), ["--limit", "-5"], id="eval-limit-negative"),
-    pytest.param(_eval("--subset", "tiny"), ["--limit", "--subset"], id="eval-limit-and-subset"),
     pytest.param(
         ["eval", "{model}", "--subset", "huge", "--out", "{out}"], ["'huge'", "tiny"], id="eval-unknown-subset"
     ),

@@ -23,7 +23,8 @@ from dusk.h6 import HEADLINE_METRIC
 class Selection:
     """Which items of each task to score."""
 
-    limit: int | None = None  # the first N items per task (per MMLU subject); leaderboard mode: of its shuffle
+    limit: int | None = None  # the first N items per task (per MMLU subject; leaderboard mode: of its shuffle);
+    # with a subset: a seeded N of the subset's items per task (MMLU: N over all its subjects)
     subset: str | None = None  # a named subset (`tiny`): fixed doc ids per task
 
 
@@ -62,7 +63,7 @@ class Aggregate:
 
 
 def _selected_ids(task: Task, selection: Selection) -> list[int] | None:
-    return subset_ids(selection.subset, task.name) if selection.subset else None
+    return subset_ids(selection.subset, task.name, selection.limit) if selection.subset else None
 
 
 def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: int = 256) -> list[EvalItem]:

@@ -48,7 +48,11 @@ class EvalConfig(BaseModel):
     mode: Mode = Field(
         "harness", description="harness = lm-evaluation-harness 0.4.x; leaderboard = Open LLM Leaderboard v1"
     )
-    limit: int | None = Field(None, description="score only the first N items of each task (each MMLU subject)")
+    limit: int | None = Field(
+        None,
+        description="score only the first N items of each task (each MMLU subject); with --subset, a seeded N of "
+        "the subset's items per task (MMLU: N over all subjects)",
+    )
     subset: str | None = Field(None, description="score a named fixed subset (tiny = 100 items per task)")
     batch_size: int = Field(8, description="requests per forward batch")
     device: DeviceName = Field("auto", description=f"where the model runs: {DEVICE_HELP}")
@@ -86,8 +90,6 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_tasks(self) -> "EvalConfig":
-        if self.limit is not None and self.subset is not None:
-            raise ValueError("give --limit or --subset, not both")
         if not self.tasks:
             raise ValueError("--tasks is empty; name tasks or groups (h6, mmlu, ...)")
         names = expand_tasks(list(self.tasks))  # unknown names fail here, before the model loads

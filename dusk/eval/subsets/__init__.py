@@ -41,11 +41,22 @@ def load_subset(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def subset_ids(name: str, task: str) -> list[int] | None:
-    """Doc ids of `task` in subset `name`; [] for an MMLU subject the subset does not sample; error for others."""
+def subset_ids(name: str, task: str, limit: int | None = None) -> list[int] | None:
+    """Doc ids of `task` in subset `name`; [] for an MMLU subject the subset does not sample; error for others.
+
+    With `limit`: a seeded draw of `limit` of the subset's items of the task (for MMLU, `limit` of its items over
+    all subjects together, as the subset itself was drawn), so `--subset tiny --limit 20` is a fixed, smaller,
+    unbiased part of the tiny subset, the same on every machine."""
     subset = load_subset(name)
-    if task in subset["ids"]:
+    if task not in subset["ids"]:
+        if task.startswith("mmlu_"):
+            return []
+        raise DuskError(f"subset {name!r} has no items for task {task!r}; it covers {', '.join(subset['tasks'])}")
+    if limit is None:
         return list(subset["ids"][task])
     if task.startswith("mmlu_"):
-        return []
-    raise DuskError(f"subset {name!r} has no items for task {task!r}; it covers {', '.join(subset['tasks'])}")
+        flat = sorted((t, i) for t, ids in subset["ids"].items() if t.startswith("mmlu_") for i in ids)
+        picked = random.Random(f"{TINY_SEED}:{name}:mmlu:{limit}").sample(flat, min(limit, len(flat)))
+        return sorted(i for t, i in picked if t == task)
+    ids = subset["ids"][task]
+    return sorted(random.Random(f"{TINY_SEED}:{name}:{task}:{limit}").sample(ids, min(limit, len(ids))))
