@@ -134,14 +134,16 @@ def instruction_rows(cfg: HeldoutConfig, drawn: dict[str, list[dict]]) -> tuple[
 def pair_logps(model, pairs: list[dict], pad_id: int, batch_size: int) -> torch.Tensor:
     """[N, 2] summed log-probs of the chosen and the rejected answer (as DPO scores them)."""
     from dusk.train.dpo import collate, policy_logps
+    from dusk.train.loop import on_device
     from dusk.train.model import TargetLogProbs
 
     scorer = TargetLogProbs(model)
+    device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start : start + batch_size]
-            logps = policy_logps(scorer, collate(chunk, pad_id)).float()
+            logps = policy_logps(scorer, on_device(collate(chunk, pad_id), device)).float().cpu()
             out.append(torch.stack([logps[: len(chunk)], logps[len(chunk) :]], dim=1))
     return torch.cat(out)
 

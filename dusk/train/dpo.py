@@ -25,7 +25,7 @@ from dusk.models.io import load_model, load_tokenizer, resolve_model
 from dusk.settings import cache_dir
 from dusk.train.config import DPOConfig
 from dusk.train.data_source import load_records
-from dusk.train.loop import DataOrder, Example, TrainingTask, train
+from dusk.train.loop import DataOrder, Example, TrainingTask, on_device, train
 from dusk.train.losses import PREFERENCE_LOSSES, sequence_logps
 from dusk.train.model import TargetLogProbs, check_lora_targets, check_seq_len, load_for_training
 from dusk.train.stage import (
@@ -163,14 +163,16 @@ def data_hash(examples: list[Example]) -> str:
 
 
 def compute_reference(ref_dir: Path, examples: list[Example], batch_size: int, pad_id: int) -> torch.Tensor:
-    """[N, 2] summed response log-probs (chosen, rejected) of the reference model, in float32."""
-    model = TargetLogProbs(load_model(ref_dir, dtype="float32"))
+    """[N, 2] summed response log-probs (chosen, rejected) of the reference model, in float32, on the first CUDA
+    device when there is one (else the CPU)."""
+    model = TargetLogProbs(load_model(ref_dir, dtype="float32", device="auto"))
+    device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
-            logps = policy_logps(model, collate(chunk, pad_id))
-            out.append(torch.stack([logps[: len(chunk)], logps[len(chunk) :]], dim=1))
+            logps = policy_logps(model, on_device(collate(chunk, pad_id), device))
+            out.append(torch.stack([logps[: len(chunk)], logps[len(chunk) :]], dim=1).cpu())
     del model
     gc.collect()
     return torch.cat(out).float()
