@@ -210,7 +210,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=tmp_path,
     )  # fmt: skip
     seen = b""
-    while b"loglikelihood" not in seen:  # the evaluation is under way (its progress bar has started)
+    while b"scoring blocks" not in seen:  # the evaluation is under way (its progress bar has started)
         chunk = proc.stderr.read1(4096)
         assert chunk, f"dusk ended before scoring: {seen.decode()}"
         seen += chunk

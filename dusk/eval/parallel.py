@@ -112,7 +112,8 @@ def share_out(
     only, every unit's results in item order (None on the others)."""
     mine = assign(blocks(costs, [len(unit) for unit in units]), processes.world)[processes.rank]
     results = []
-    for block in tqdm(mine, desc=f"blocks (process {processes.rank})", unit="block", disable=None):
+    desc = "scoring blocks" if processes.world == 1 else f"scoring blocks (process {processes.rank})"
+    for block in tqdm(mine, desc=desc, unit="block", disable=not processes.main):  # shown on stderr, piped or not
         results += work(list(units[block.unit][block.start : block.stop]))
     where = [(block.unit, index) for block in mine for index in range(block.start, block.stop)]
     gathered = gather_to_main(processes, list(zip(where, results, strict=True)))

@@ -188,6 +188,8 @@ def preference_rows(cfg: HeldoutConfig, drawn: dict[str, list[dict]]) -> tuple[l
     cache: dict[Path, dict[str, torch.Tensor]] = {}
 
     def logps(model_dir: Path) -> dict[str, torch.Tensor]:
+        steps = sdpo_steps(model_dir)
+        model_dir = steps[-1] if steps else model_dir  # an sDPO `final` is its last step's model: score it once
         if model_dir not in cache:
             model = load_model(model_dir, dtype="float32", device=cfg.device)
             cache[model_dir] = {s: pair_logps(model, p, pad_id, cfg.batch_size) for s, p in pairs.items()}
