@@ -205,9 +205,12 @@ def test_recipe_without_name_gets_a_plain_name_from_its_file(tmp_path: Path) -> 
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
+    # a terminal delivers Ctrl-C to a process whose SIGINT is at its default; a test run started in the background
+    # (`make test &`) inherits SIGINT ignored, and so would the child without this
     proc = subprocess.Popen(
         [sys.executable, "-m", "dusk", "eval", "tiny-llama", "--tasks", "hellaswag", "--limit", "2000"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     seen = b""
     while b"scoring blocks" not in seen:  # the evaluation is under way (its progress bar has started)
