@@ -5,14 +5,16 @@ import re
 
 from recipe_fixtures import TinyRun, tiny_run  # noqa: F401
 
-from dusk.report import COLUMNS, ReportData, Row, Table, build_report, format_size, write_report
+from dusk.report import COLUMNS, ReportData, ScoreRow, Table, build_report, format_size, write_report
 from dusk.report.significance import Estimate, format_estimate
 from dusk.report.tables import html, markdown, percent
 from dusk.store import open_store
 
 
 def table(values: list[dict[str, float | None]], stderr: float | None = 0.01) -> Table:
-    rows = [Row(f"m{i}", f"m{i}", f"e{i}", "135M", "Type", v, dict.fromkeys(v, stderr)) for i, v in enumerate(values)]
+    rows = [
+        ScoreRow(f"m{i}", f"m{i}", f"e{i}", "135M", "Type", v, dict.fromkeys(v, stderr)) for i, v in enumerate(values)
+    ]
     return Table("t", "caption", rows)
 
 

@@ -12,7 +12,7 @@ from dusk.eval.harness import Aggregate, TaskRun, h6_aggregate
 from dusk.eval.tasks import get_task
 from dusk.h6 import H6_TASKS, HEADLINE_METRIC
 from dusk.recipe_commands import format_run
-from dusk.report import ReportData, Row, Table, build_report
+from dusk.report import ReportData, ScoreRow, Table, build_report
 from dusk.report import plots as plots_module
 from dusk.report.plots import bar_series, task_bars
 from dusk.report.significance import RULE, Estimate, difference_stderr, format_estimate, is_ahead, leader
@@ -23,7 +23,7 @@ from dusk.store import Artifact, Score, StageResult, open_store
 def one_column(*estimates: tuple[float | None, float | None]) -> Table:
     """A table whose H6 column holds these (value, stderr) pairs, one row each (m0, m1, ...)."""
     rows = [
-        Row(f"m{i}", f"m{i}", None, "-", "Base", {"h6": value}, {"h6": stderr}, {"h6": 100})
+        ScoreRow(f"m{i}", f"m{i}", None, "-", "Base", {"h6": value}, {"h6": stderr}, {"h6": 100})
         for i, (value, stderr) in enumerate(estimates)
     ]
     return Table("ablation", "caption", rows)
@@ -53,7 +53,9 @@ def test_a_clear_winner_is_bold_with_its_lead_and_the_noise_of_the_lead() -> Non
     assert "Within noise" not in text
     assert "H6 (Avg.) change from m0, in points: m1 +40.00 ± 3.61 (beyond noise)." in text
     se = {"h6": 0.01, "gsm8k": 0.01}
-    rows = [Row(label, label, None, "-", "Base", {"h6": v, "gsm8k": v}, se) for label, v in (("a", 0.9), ("b", 0.1))]
+    rows = [
+        ScoreRow(label, label, None, "-", "Base", {"h6": v, "gsm8k": v}, se) for label, v in (("a", 0.9), ("b", 0.1))
+    ]
     two = Table("t", "c", rows)  # one row leads in two columns: its leads are grouped
     assert noise_line(two) == (
         "Ahead beyond noise (95%): a in H6 (Avg.) by 80.00 ± 1.41 points over b, GSM8K by 80.00 ± 1.41 points over b."

@@ -4,7 +4,16 @@
     dusk report --run-dir runs/tiny --out runs/tiny/report
 """
 
-from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Row, Table, build_report, format_size
+from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, ScoreRow, Table, build_report, format_size
 from dusk.report.write import write_report
 
-__all__ = ["COLUMNS", "SUBSTITUTE_NOTE", "ReportData", "Row", "Table", "build_report", "format_size", "write_report"]
+__all__ = [
+    "COLUMNS",
+    "SUBSTITUTE_NOTE",
+    "ReportData",
+    "ScoreRow",
+    "Table",
+    "build_report",
+    "format_size",
+    "write_report",
+]

@@ -29,7 +29,7 @@ SUBSTITUTE_NOTE = (
 
 
 @dataclass
-class Row:
+class ScoreRow:
     """One model's line in a table: where its numbers come from and the numbers (fractions, 0..1), each with its
     standard error and item count where the store has them."""
 
@@ -50,7 +50,7 @@ class Row:
 class Table:
     name: str
     caption: str
-    rows: list[Row]
+    rows: list[ScoreRow]
     main: bool = False  # the Table 2 layout (with size and type columns)
 
     def verdict(self, task: str) -> Verdict:
@@ -160,7 +160,7 @@ def _values(store: Store, key: str | None) -> tuple[dict, dict, dict]:
 
 
 def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str | None, label: str,
-         type_: str | None) -> Row:  # fmt: skip
+         type_: str | None) -> ScoreRow:  # fmt: skip
     info = infos.get(model)
     evaluator = infos.get(eval_stage) if eval_stage else None
     artifact = store.artifact(info.key) if info is not None and info.key else None
@@ -169,7 +169,7 @@ def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str
         parameters = _parameters_of((store.settings(evaluator.key) or {}).get("model_dir"))
     size = format_size(parameters)
     values, stderrs, ns = _values(store, evaluator and evaluator.key)
-    return Row(label, model, eval_stage, size, type_ or _type_of(model, infos), values, stderrs, ns)
+    return ScoreRow(label, model, eval_stage, size, type_ or _type_of(model, infos), values, stderrs, ns)
 
 
 def _parameters_of(model_dir: str | None) -> int | None:

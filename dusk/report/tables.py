@@ -12,7 +12,7 @@ which leads exceed it, and the items each score rests on.
 import base64
 import html as html_lib
 
-from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, Row, Table
+from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, ScoreRow, Table
 from dusk.report.measures import MeasureTable, notes
 from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate, is_ahead
 
@@ -29,12 +29,12 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def score_text(row: Row, task: str) -> str:
+def score_text(row: ScoreRow, task: str) -> str:
     """A cell: the score and its standard error in percent points (`74.20 ± 4.38`), `-` when not scored."""
     return format_estimate(row.estimate(task), scale=100, decimals=2)
 
 
-def _cells(table: Table, index: int, row: Row) -> list[tuple[str, bool]]:
+def _cells(table: Table, index: int, row: ScoreRow) -> list[tuple[str, bool]]:
     """(text, is_best) per score column."""
     return [(score_text(row, task), table.is_best(task, index)) for task, _title in COLUMNS]
 
