@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from dusk.data.benchmarks import load_docs
 from dusk.errors import DuskError
 from dusk.eval import metrics
+from dusk.eval.chat import ChatPrompts
 from dusk.eval.fewshot import plan_fewshot
 from dusk.eval.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
 from dusk.eval.subsets import subset_ids
@@ -66,8 +67,11 @@ def _selected_ids(task: Task, selection: Selection) -> list[int] | None:
     return subset_ids(selection.subset, task.name, selection.limit) if selection.subset else None
 
 
-def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: int = 256) -> list[EvalItem]:
-    """Read the task's docs, draw its shots as the mode's harness does, and build every item's requests."""
+def prepare_task(
+    task: Task, mode: Mode, selection: Selection, max_new_tokens: int = 256, chat: ChatPrompts | None = None
+) -> list[EvalItem]:
+    """Read the task's docs, draw its shots as the mode's harness does, and build every item's requests (plain text,
+    or with `chat` through a chat template / system instruction: the draws are the same)."""
     ids = _selected_ids(task, selection)
     if ids == []:
         return []
@@ -79,8 +83,14 @@ def prepare_task(task: Task, mode: Mode, selection: Selection, max_new_tokens: i
     for index, shot_ids in plan_fewshot(task, mode, docs, pool, selection.limit, ids):
         shots = [pool[j] for j in shot_ids]
         doc = docs[index]
-        if task.output == "generate":
-            requests: list = [generation_request(task, doc, shots, mode, max_new_tokens)]
+        if chat is not None and not chat.plain:
+            requests: list = (
+                [chat.generation_request(task, doc, shots, mode, max_new_tokens)]
+                if task.output == "generate"
+                else chat.loglikelihood_requests(task, doc, shots)
+            )
+        elif task.output == "generate":
+            requests = [generation_request(task, doc, shots, mode, max_new_tokens)]
         else:
             requests = loglikelihood_requests(task, doc, shots)
         items.append(EvalItem(index, doc, requests))
@@ -152,10 +162,15 @@ def run_engine_items(engine, items: Sequence[EvalItem], progress: bool = True) -
 
 
 def prepare_runs(
-    task_names: Sequence[str], mode: Mode, selection: Selection, max_new_tokens: int = 256
+    task_names: Sequence[str],
+    mode: Mode,
+    selection: Selection,
+    max_new_tokens: int = 256,
+    chat: ChatPrompts | None = None,
 ) -> list[TaskRun]:
     """Read every task's data and build its requests (names already expanded); tasks with no items are left out."""
-    runs = [TaskRun(task, prepare_task(task, mode, selection, max_new_tokens)) for task in map(get_task, task_names)]
+    tasks = list(map(get_task, task_names))
+    runs = [TaskRun(task, prepare_task(task, mode, selection, max_new_tokens, chat)) for task in tasks]
     runs = [run for run in runs if run.items]
     if not runs:
         raise DuskError("no items to evaluate: the subset or limit selected nothing from these tasks")
@@ -177,10 +192,15 @@ def finish_runs(runs: Sequence[TaskRun], mode: Mode) -> None:
 
 
 def evaluate(
-    engine, task_names: Sequence[str], mode: Mode, selection: Selection, max_new_tokens: int = 256
+    engine,
+    task_names: Sequence[str],
+    mode: Mode,
+    selection: Selection,
+    max_new_tokens: int = 256,
+    chat: ChatPrompts | None = None,
 ) -> list[TaskRun]:
     """Prepare, score and aggregate each task (names already expanded from groups); tasks with no items are left out."""
-    runs = prepare_runs(task_names, mode, selection, max_new_tokens)
+    runs = prepare_runs(task_names, mode, selection, max_new_tokens, chat)
     score_runs(engine, runs, mode)
     return runs
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dusk.config_flags import comma_separated
 from dusk.devices import DEVICE_HELP, DeviceName, DtypeName
+from dusk.eval.chat import ChatFormat, ChatPrompts, check_chat_template
 from dusk.eval.harness import (
     EvalItem,
     Selection,
@@ -64,6 +65,17 @@ class EvalConfig(BaseModel):
         False, description="load pickled weights (*.bin) when a model has no safetensors: only if you trust it"
     )
     max_new_tokens: int = Field(256, description="generation budget per GSM8K item (lm-eval's max_gen_toks)")
+    apply_chat_template: bool = Field(
+        False, description="render prompts through the tokenizer's chat template (lm-eval's --apply_chat_template)"
+    )
+    fewshot_as_multiturn: bool | None = Field(
+        None,
+        description="with a chat template, shots as user/assistant turns (default: on, as lm-eval; "
+        "--no-fewshot-as-multiturn puts them in one user message)",
+    )
+    system_instruction: str | None = Field(
+        None, description="system message before the task's description and shots (lm-eval's --system_instruction)"
+    )
 
     _split_tasks = field_validator("tasks", mode="before")(comma_separated)
 
@@ -87,6 +99,22 @@ class EvalConfig(BaseModel):
         if value <= 0:
             raise ValueError("must be a positive number of tokens")
         return value
+
+    @model_validator(mode="after")
+    def _chat_settings(self) -> "EvalConfig":
+        if self.fewshot_as_multiturn and not self.apply_chat_template:
+            raise ValueError("--fewshot-as-multiturn needs --apply-chat-template (turns exist only in a chat template)")
+        if self.mode == "leaderboard" and (self.apply_chat_template or self.system_instruction is not None):
+            flag = "--apply-chat-template" if self.apply_chat_template else "--system-instruction"
+            raise ValueError(f"{flag} with --mode leaderboard: the Open LLM Leaderboard v1 scored plain prompts; "
+                             "use --mode harness")  # fmt: skip
+        return self
+
+    @property
+    def chat(self) -> ChatFormat:
+        """The prompt format, lm-eval's defaults resolved: multiturn shots under a chat template unless turned off."""
+        multiturn = self.apply_chat_template if self.fewshot_as_multiturn is None else self.fewshot_as_multiturn
+        return ChatFormat(self.apply_chat_template, multiturn, self.system_instruction)
 
     @model_validator(mode="after")
     def _known_tasks(self) -> "EvalConfig":
@@ -164,9 +192,13 @@ def run(cfg: EvalConfig) -> Path:
     dtype = resolve_dtype(cfg.dtype, device)
     model_dir = resolve_model(cfg.model, cfg.allow_pickle)
     read_config(model_dir)  # an unreadable config.json is named here, not deep inside transformers
-    load_tokenizer(model_dir)  # a model without a tokenizer fails before anything heavy
+    tokenizer = load_tokenizer(model_dir)  # a model without a tokenizer fails before anything heavy
+    if cfg.apply_chat_template:
+        check_chat_template(tokenizer, cfg.model)
     started = time.perf_counter()
-    runs = prepare_runs(expand_tasks(list(cfg.tasks)), cfg.mode, Selection(cfg.limit, cfg.subset), cfg.max_new_tokens)
+    prompts = ChatPrompts(cfg.chat, tokenizer)
+    selection = Selection(cfg.limit, cfg.subset)
+    runs = prepare_runs(expand_tasks(list(cfg.tasks)), cfg.mode, selection, cfg.max_new_tokens, prompts)
     # after the data: a missing file fails first
     engine = load_engine(model_dir, dtype, cfg.batch_size, device, cfg.attention, cfg.allow_pickle)
     start(processes, device)
@@ -189,6 +221,7 @@ def run(cfg: EvalConfig) -> Path:
         "batch_size": cfg.batch_size,
         "processes": processes.world,
         "max_new_tokens": cfg.max_new_tokens,
+        **cfg.chat.record(),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "engine": asdict(engine.stats) | {"token_efficiency": engine.stats.token_efficiency},
     }
