@@ -24,6 +24,9 @@ def flag_help(field: Any) -> str:
     """A field's help text as a person should read it: its description and default (or that it is required)."""
     if field.is_required():
         return f"{field.description} (required: this flag or the key in --config)"
+    if field.default_factory is not None:  # e.g. an empty list: nothing worth printing
+        value = field.default_factory()
+        return f"{field.description} (default: {value})" if value else field.description
     if field.default is None:
         return field.description
     shown = ",".join(map(str, field.default)) if isinstance(field.default, tuple | list) else field.default
