@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     bytes INTEGER, parameters INTEGER, created TEXT);
 CREATE TABLE IF NOT EXISTS training (
     cache_key TEXT PRIMARY KEY, steps INTEGER, final_loss REAL, tokens INTEGER, seconds REAL,
-    log_path TEXT, summary TEXT, curve TEXT);
+    log_path TEXT, summary TEXT, curve TEXT, tracker_run_id TEXT);
 CREATE TABLE IF NOT EXISTS scores (
     cache_key TEXT NOT NULL, task TEXT NOT NULL, subject TEXT NOT NULL DEFAULT '', metric TEXT NOT NULL,
     value REAL, stderr REAL, n INTEGER, headline INTEGER NOT NULL DEFAULT 0,
@@ -71,6 +71,12 @@ class TrainingSummary:
     curve: list[tuple[int, float]] = field(default_factory=list)
     detail: dict = field(default_factory=dict)
 
+    @property
+    def tracker_run_id(self) -> str | None:
+        """The experiment tracker's run id (`--report-to`; W&B, MLflow), from the train record in `detail`."""
+        tracker = self.detail.get("tracker")
+        return tracker.get("run_id") if isinstance(tracker, dict) else None
+
 
 @dataclass
 class StageResult:
@@ -101,6 +107,7 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(SCHEMA)
+        _add_missing_columns(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -241,13 +248,34 @@ class Store:
                                curve, json.loads(row["summary"] or "{}"))  # fmt: skip
 
 
+# Columns added after a store's first release: (table, column, type); an older store gets them on open.
+ADDED_COLUMNS = (("training", "tracker_run_id", "TEXT"),)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            with db:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def _insert_training(db: sqlite3.Connection, key: str, summary: TrainingSummary) -> None:
     db.execute(
-        "INSERT INTO training (cache_key, steps, final_loss, tokens, seconds, log_path, summary, curve)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO training (cache_key, steps, final_loss, tokens, seconds, log_path, summary, curve,"
+        " tracker_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (key, summary.steps, summary.final_loss, summary.tokens, summary.seconds, summary.log_path,
-         json.dumps(summary.detail), json.dumps(summary.curve)),
+         json.dumps(summary.detail), json.dumps(summary.curve), summary.tracker_run_id),
     )  # fmt: skip
+
+
+def tracker_run_ids(store: "Store", run_id: int) -> dict[str, str]:
+    """The tracker run id of each training stage of a run that logged to a tracker with run ids, by stage name."""
+    rows = store.db.execute(
+        "SELECT s.name, t.tracker_run_id FROM stages s JOIN training t ON t.cache_key = s.cache_key"
+        " WHERE s.run_id = ? AND t.tracker_run_id IS NOT NULL ORDER BY s.position",
+        (run_id,),
+    ).fetchall()
+    return {row["name"]: row["tracker_run_id"] for row in rows}
 
 
 def _insert_settings(db: sqlite3.Connection, key: str, settings: dict) -> None:

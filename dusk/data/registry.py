@@ -10,10 +10,19 @@ normalized records (see dusk.data.formats); `load_raw` returns the original rows
 import logging
 import os
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from dusk.data.formats import RecordError, convert, detect_format, kind_of, preference_to_instruction
+from dusk.data.formats import (
+    CONVERTERS,
+    KINDS,
+    RecordError,
+    convert,
+    detect_format,
+    kind_of,
+    preference_to_instruction,
+)
 from dusk.data.paths import data_root
 from dusk.data.readers import (
     FLAN_COT_COLUMNS,
@@ -319,13 +328,63 @@ class HubDataset:
 _HUB_DATASET = re.compile(r"^([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?::([\w.-]+))?(?:@([\w.\[\]:%+-]+))?$")
 
 
-def hub_dataset(name_or_path: str | Path) -> HubDataset | None:
-    """The hub dataset a name means, or None (a registry name, an existing path, or not of the id form)."""
+def hub_dataset(name_or_path: str | Path, split: str | None = None) -> HubDataset | None:
+    """The hub dataset a name means, or None (a registry name, an existing path, or not of the id form); `split`
+    (a stated --split) is used when the name gives none."""
     text = str(name_or_path)
     if text in DATASETS or Path(text).exists() or text.endswith(SUFFIXES):
         return None
     match = _HUB_DATASET.match(text)
-    return HubDataset(match[1], match[2], match[3] or "train") if match else None
+    return HubDataset(match[1], match[2], match[3] or split or "train") if match else None
+
+
+@dataclass(frozen=True)
+class Stated:
+    """How to read one training data source when the user said so: its split and its record kind (converter)."""
+
+    split: str | None = None
+    kind: str | None = None
+
+
+# The stated split/kind of the data a training stage reads, by its --data value (set by dusk.train.stage).
+_STATED: ContextVar[tuple[str, Stated] | None] = ContextVar("dusk_data_stated", default=None)
+
+
+def state_reading(name: str | None, split: str | None = None, kind: str | None = None) -> None:
+    """From now on, read `name` with this split and record kind (the training stages' --split/--kind); the previous
+    statement is dropped. `state_reading(None)` drops it."""
+    _STATED.set((name, Stated(split, kind)) if name is not None and (split or kind) else None)
+
+
+def stated(name: str | Path) -> Stated:
+    """The split and kind stated for `name` (none stated: both None)."""
+    current = _STATED.get()
+    return current[1] if current is not None and current[0] == str(name) else Stated()
+
+
+def record_kinds() -> list[str]:
+    """The names --kind takes: dusk's normalized layouts (text, instruction, preference), then the converters."""
+    return [*KINDS, *(name for name in CONVERTERS if name not in KINDS)]
+
+
+def check_stated(data: str, split: str | None, kind: str | None) -> None:
+    """A stated --split needs a hub dataset id without its own @split; a stated --kind a file or hub id (a registry
+    set has its own converter, a mixture its sources')."""
+    if kind is not None and kind not in CONVERTERS:
+        raise DuskError(f"--kind {kind}: unknown record kind; expected one of {', '.join(record_kinds())}")
+    mixture = Path(data).suffix in (".yaml", ".yml")
+    if split is not None:
+        spec = None if mixture else hub_dataset(data)
+        if spec is None:
+            raise DuskError(
+                f"--split {split} with --data {data}: a split is chosen for a hub dataset id (org/name[:config]); "
+                "registry sets and files have theirs, a mixture names each source's as org/name@SPLIT"
+            )
+        if "@" in data:
+            raise DuskError(f"--split {split} with --data {data}: the split is stated twice; give one of them")
+    if kind is not None and (mixture or data in DATASETS):
+        what = "a mixture reads each source by its own kind" if mixture else f"its converter is {DATASETS[data].format}"
+        raise DuskError(f"--kind {kind} with --data {data}: {what}; --kind is for files and hub dataset ids")
 
 
 def _hub_dataset_rows(spec: HubDataset) -> list[Row]:
@@ -342,7 +401,7 @@ def _hub_dataset_rows(spec: HubDataset) -> list[Row]:
     except ValueError as exc:
         reason = str(exc).splitlines()[0].rstrip(".")
         raise DuskError(
-            f"{where}@{spec.split}: no split {spec.split!r} to read ({reason}); name one as {where}@SPLIT"
+            f"{where}@{spec.split}: no split {spec.split!r} to read ({reason}); name one as {where}@SPLIT or --split"
         ) from exc
     return [Row(f"{where}@{spec.split}[{index}]", dict(row)) for index, row in enumerate(table)]
 
@@ -382,7 +441,7 @@ def load_raw(name_or_path: str | Path) -> list[Row]:
     """The original rows of a named dataset or a file, unchanged (what decontamination filters and writes back)."""
     if is_file_input(name_or_path):
         return _nonempty(read_rows(Path(name_or_path)), str(name_or_path))
-    spec = hub_dataset(name_or_path)
+    spec = hub_dataset(name_or_path, stated(name_or_path).split)
     if spec is not None:
         return _nonempty(_hub_dataset_rows(spec), str(name_or_path))
     info = get_info(str(name_or_path))
@@ -413,7 +472,7 @@ def convert_rows(rows: list[Row], name: str, skip_invalid: bool | None = None) -
     """Convert raw rows of dataset/file `name`; registry sets skip their few invalid records, files are strict."""
     info = DATASETS.get(name)
     skip = info is not None if skip_invalid is None else skip_invalid
-    kind, records, skipped = _convert_rows(rows, info.format if info else None, skip)
+    kind, records, skipped = _convert_rows(rows, info.format if info else stated(name).kind, skip)
     if skipped:
         log.warning("%s: skipped %d invalid record(s), first: %s", name, len(skipped), skipped[0])
     return kind, records, skipped

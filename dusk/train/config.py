@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dusk.config_flags import (  # noqa: F401 (re-exported: the training commands and tests use them here)
     RequiredUsageFormatter,
@@ -20,6 +20,9 @@ from dusk.config_flags import (  # noqa: F401 (re-exported: the training command
     flag_name,
     read_yaml_config,
 )
+from dusk.data.registry import check_stated
+from dusk.errors import DuskError
+from dusk.train.tracking import check_report_to
 from dusk.train.trainable import check_trainable_model
 
 log = logging.getLogger(__name__)
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 # Fields that may change between a run and its resumption (they do not change the numbers a run computes).
 RESUMABLE_FIELDS = frozenset(
     {"resume", "force", "progress", "eval_every", "save_every", "keep_checkpoints", "run_dir", "out", "ref_cache"}
-)
+) | {"report_to"}
 # Fields a resumed run may change on purpose: the remedies of a run that diverged (they change the steps after the
 # checkpoint only, and the resume says so on stderr).
 ADJUSTABLE_ON_RESUME = frozenset({"lr", "max_grad_norm"})
@@ -38,7 +41,16 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     model: str = Field(description="built-in model name, Hugging Face model directory or .gguf file")
-    data: str = Field(description="training data: a dataset name, a JSONL file of records, or a mixture YAML")
+    data: str = Field(
+        description="training data: a dataset name, a JSONL file of records, a mixture YAML, or a hub dataset id "
+        "org/name[:config][@split]"
+    )
+    split: str | None = Field(None, description="split of a hub dataset id in --data (default: train); not with @split")
+    kind: str | None = Field(
+        None,
+        description="record kind of a file or hub dataset in --data: text, instruction, preference (dusk's layouts) "
+        "or a converter such as alpaca, dolly, gsm8k, messages, hh_rlhf (default: detected from the first row)",
+    )
     out: Path = Field(description="output model directory (a plain Hugging Face model, written atomically)")
     template: Literal["alpaca", "solar", "stanford_alpaca", "chat", "none"] = Field(
         "alpaca", description="prompt rendering: alpaca (### User:/### Assistant:), chat (model's), none (pre-rendered)"
@@ -84,6 +96,16 @@ class TrainConfig(BaseModel):
     run_dir: Path | None = Field(None, description="checkpoints and step log (default: OUT.run next to --out)")
     force: bool = Field(False, description="replace an existing output directory")
     progress: bool = Field(True, description="show a progress bar")
+    report_to: str = Field(
+        "none",
+        description="experiment tracker through accelerate: none, tensorboard, wandb (offline unless WANDB_MODE is "
+        "set), mlflow, comet_ml, aim, clearml, dvclive, swanlab, trackio; files under OUT.run/trackers",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _tracker(cls, value: str) -> str:
+        return check_report_to(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
@@ -96,6 +118,11 @@ class TrainConfig(BaseModel):
                 "would never reach --lr"
             )
         check_trainable_model(self.model, self.trainable)
+        if self.split is not None or self.kind is not None:
+            try:
+                check_stated(self.data, self.split, self.kind)
+            except DuskError as exc:
+                raise ValueError(str(exc)) from exc
         if self.trainable != "all" and self.lora:
             raise ValueError(f"--trainable {self.trainable} with --lora: LoRA trains adapters only; drop one")
         lora_options = sorted(name for name in self.model_fields_set if name.startswith("lora_"))

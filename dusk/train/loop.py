@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from dusk.errors import DuskError
-from dusk.train import checkpoint, sharding
+from dusk.train import checkpoint, sharding, tracking
 from dusk.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class TrainResult:
     log_path: Path | None = None
     seconds: float = 0.0  # in optimizer steps, over the whole run (sessions before a resume included)
     tokens: int = 0  # read over the whole run (sessions before a resume included)
+    tracker: dict[str, str] | None = None  # the --report-to tracker's {name, run_id, dir} (main process)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -144,10 +146,13 @@ def ratio_stderr(totals: list[float], units: list[int]) -> float | None:
 
 
 class StepLog:
-    """The JSONL log of a run (main process only); on resume, lines after the checkpoint's step are dropped."""
+    """The JSONL log of a run (main process only); on resume, lines after the checkpoint's step are dropped. Each
+    line also goes to the --report-to tracker (`on_write`), at its step."""
 
-    def __init__(self, path: Path, resume_step: int | None, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
+    def __init__(
+        self, path: Path, resume_step: int | None, enabled: bool, on_write: Callable[[dict], None] | None = None
+    ) -> None:
+        self.path, self.enabled, self.on_write = path, enabled, on_write
         if not enabled:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +165,8 @@ class StepLog:
         if self.enabled:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
+            if self.on_write is not None:
+                self.on_write(record)
 
 
 @dataclass
@@ -305,7 +312,9 @@ def _make_accelerator(cfg: TrainConfig) -> Any:
 
     # cpu=True when there is no GPU: processes started by `accelerate launch --multi_gpu` then use DDP over gloo
     # bf16 is dusk's own autocast (see _autocast): accelerate's process-wide state cannot change between runs
-    return Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available())
+    # log_with: the --report-to tracker (accelerate's integration; started by tracking.start, main process only)
+    options = tracking.accelerator_options(cfg.report_to, cfg.work_dir)
+    return Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available(), **options)
 
 
 def _autocast(run: "_Run") -> Any:
@@ -336,10 +345,17 @@ def train(
     run = _Run(cfg, task, acc, model, optimizer, DataOrder(len(train_examples), cfg.seed), train_examples, None)
     run.sharded = sharded
     resumed = _resume(run, model)
-    run.log = StepLog(cfg.work_dir / "log.jsonl", resumed, acc.is_main_process)
-    if not sharded:
-        run.model, run.optimizer = acc.prepare(model, optimizer)
-    return _run_steps(run, model, eval_examples, on_step)
+    tracking.start(acc, cfg.report_to, cfg.out.name, cfg.model_dump(mode="json"), cfg.work_dir)
+    try:
+        on_write = partial(tracking.log_record, acc, cfg.report_to)
+        run.log = StepLog(cfg.work_dir / "log.jsonl", resumed, acc.is_main_process, on_write)
+        if not sharded:
+            run.model, run.optimizer = acc.prepare(model, optimizer)
+        result = _run_steps(run, model, eval_examples, on_step)
+    finally:  # the tracker is ended whether training finished or stopped (its files are then complete)
+        tracker = tracking.finish(acc, cfg.report_to)
+    result.tracker = tracker
+    return result
 
 
 def _run_steps(

@@ -15,6 +15,7 @@ import torch
 
 from dusk.atomic import check_output_dir, check_writable_parent
 from dusk.cards.card import write_card
+from dusk.data.registry import state_reading
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train import checkpoint, sharding
@@ -106,6 +107,7 @@ def check_outputs(cfg: TrainConfig) -> None:
     """Before any work: the output may be written (absent, or --force), its directory and the work directory
     (checkpoints, step log) are writable, and a --resume names a checkpoint this run can continue."""
     check_output_dir(cfg.out, cfg.force)
+    state_reading(cfg.data, cfg.split, cfg.kind)  # --split/--kind: how the data layer reads --data in this stage
     check_writable_parent(cfg.out)
     check_writable_parent(cfg.work_dir / "log.jsonl")
     if cfg.resume is not None:  # a checkpoint to resume from, written by as many processes, under the same settings
@@ -137,6 +139,7 @@ def finish(
     """Write the trained model and its training record (main process only); every process returns the path.
 
     A sharded model is first gathered into one plain model on rank 0 (collective; the other ranks free theirs)."""
+    state_reading(None)  # the stage's --split/--kind end with its data loading
     if sharding.is_sharded(lm):
         state = sharding.full_state_on_rank0(lm)
         lm, peft_model = plain_from_state(source_dir, cfg, state) if is_main_process() else (None, None)
@@ -153,6 +156,8 @@ def finish(
             "config": cfg.model_dump(mode="json"),
             **extra,
         }
+        if result.tracker is not None:
+            summary["tracker"] = result.tracker  # {name, run_id (when the tracker has one), dir}
         files = {"dusk_train.json": summary}
         if result.log_path is not None and result.log_path.exists():
             files["dusk_train_log.jsonl"] = result.log_path.read_text()
