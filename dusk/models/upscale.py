@@ -17,12 +17,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any
 
 from dusk.atomic import atomic_output_dir, check_output_dir, check_writable_parent
 from dusk.cards import write_card
+from dusk.config_flags import build_config
 from dusk.errors import DuskError
 from dusk.models.architecture import (
     LayerLayout,
@@ -47,56 +46,9 @@ from dusk.models.safetensors_io import (
     shard_bytes,
     write_sharded,
 )
-from dusk.yaml_file import read_yaml
+from dusk.models.upscale_config import OutputDtype, Slice, SliceSource, UpscaleConfig
 
 log = logging.getLogger(__name__)
-OutputDtype = Literal["float32", "bfloat16", "float16"]
-
-
-class SliceSource(BaseModel):
-    """One model's half-open layer range [start, end)."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str = Field(description="built-in name, model directory or .gguf file")
-    layer_range: tuple[int, int] = Field(description="half-open range [start, end) of layer indices")
-
-
-class Slice(BaseModel):
-    """A block of output layers taken from one source (several sources would be a merge: see `dusk merge`)."""
-
-    model_config = ConfigDict(extra="forbid")
-    sources: list[SliceSource]
-
-    @field_validator("sources")
-    @classmethod
-    def _one_source(cls, sources: list[SliceSource]) -> list[SliceSource]:
-        if len(sources) != 1:
-            raise ValueError(f"a DUS slice takes exactly one source, got {len(sources)} (use `dusk merge` to merge)")
-        return sources
-
-    @property
-    def source(self) -> SliceSource:
-        return self.sources[0]
-
-
-class UpscaleConfig(BaseModel):
-    """Everything `dusk upscale` needs: the slices, where to write, and how."""
-
-    model_config = ConfigDict(extra="forbid")
-    slices: list[Slice] = Field(min_length=1, description="layer ranges to stack, in output order")
-    out: Path = Field(description="output model directory (created atomically)")
-    force: bool = Field(False, description="replace an existing output directory")
-    dtype: OutputDtype | None = Field(None, description="cast weights to this dtype (default: keep, bit for bit)")
-    shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
-    expand: str | None = Field(None, description="every:K: insert an identity copy after every K layers (LLaMA-Pro)")
-    blend: int | None = Field(None, description="cross-fade the K layers on each side of the seam of two slices")
-    record: dict = Field(default_factory=dict, description="extra provenance for dusk_upscale.json (scan, choice)")
-
-    @field_validator("shard_size")
-    @classmethod
-    def _shard_size(cls, value: str) -> str:
-        shard_bytes(value)
-        return value
 
 
 def check_drop(num_layers: int, drop: int) -> None:
@@ -111,22 +63,7 @@ def check_drop(num_layers: int, drop: int) -> None:
 def solar_slices(model: str, num_layers: int, drop: int) -> list[Slice]:
     """SOLAR's DUS as slices: [0, n-drop) of the model, then [drop, n) of a copy."""
     check_drop(num_layers, drop)
-    return [
-        Slice(sources=[SliceSource(model=model, layer_range=(0, num_layers - drop))]),
-        Slice(sources=[SliceSource(model=model, layer_range=(drop, num_layers))]),
-    ]
-
-
-def config_for_drop(
-    model: str, drop: int, out: Path, force: bool = False, dtype: OutputDtype | None = None, shard_size: str = "2GiB"
-) -> UpscaleConfig:
-    """The UpscaleConfig of `dusk upscale MODEL --drop M`."""
-    num_layers = read_model_config(resolve_model(model)).get("num_hidden_layers")
-    if not isinstance(num_layers, int):
-        raise DuskError(f"{model}: config.json has no integer num_hidden_layers")
-    return UpscaleConfig(
-        slices=solar_slices(model, num_layers, drop), out=out, force=force, dtype=dtype, shard_size=shard_size
-    )
+    return [_slice(model, 0, num_layers - drop), _slice(model, drop, num_layers)]
 
 
 def model_layer_count(model: str) -> int:
@@ -137,62 +74,56 @@ def model_layer_count(model: str) -> int:
     return num_layers
 
 
-def check_forms(drop: int | str | None, layers: int | None, blend: int | None) -> None:
-    """Refuse option combinations that mean nothing, before anything is loaded."""
-    if layers is not None and drop != "auto":
-        raise DuskError(f"--layers {layers}: only used with --drop auto (it picks the stacking with that many layers)")
-    if blend is not None and drop is None:
-        raise DuskError(f"--blend {blend}: blends the seam of a stacking; give it with --drop M or --drop auto")
-    if blend is not None and blend < 1:
-        raise DuskError(f"--blend {blend}: must be at least 1 (the layers on each side of the seam to interpolate)")
-
-
-def config_for_model(
-    model: str,
-    out: Path,
-    drop: int | str | None = None,
-    layers: int | None = None,
-    expand: str | None = None,
-    blend: int | None = None,
-    scan_data: str | None = None,
-    scan_samples: int | None = None,
-    **options,
-) -> UpscaleConfig:
-    """The UpscaleConfig of `dusk upscale MODEL` with --drop M | --drop auto --layers L, --expand, --blend.
-
-    `options` are UpscaleConfig's force, dtype and shard_size. Every option is checked before the scan runs.
-    """
+def resolve(cfg: UpscaleConfig) -> UpscaleConfig:
+    """The config with its model form (`drop` M or auto, `expand` alone) turned into slices; a scan runs for drop
+    auto and its choice goes into `record`. A config that has slices is returned as it is."""
     from dusk.models import dus_scan
 
-    check_forms(drop, layers, blend)
-    if drop is None and expand is None:
-        raise DuskError(f"{model}: give --drop M, --drop auto --layers L or --expand every:K")
+    if cfg.slices is not None or cfg.scan:
+        return cfg
+    model, drop = cfg.model, cfg.drop
     num_layers = model_layer_count(model)
     record: dict = {}
     if drop == "auto":
-        dus_scan.check_target_layers(layers, num_layers)
-        samples = dus_scan.DEFAULT_SAMPLES if scan_samples is None else scan_samples
+        dus_scan.check_target_layers(cfg.layers, num_layers)
+        samples = dus_scan.DEFAULT_SAMPLES if cfg.samples is None else cfg.samples
         dus_scan.check_scan_args(samples)
-        data = dus_scan.check_scan_data(scan_data)
+        data = dus_scan.check_scan_data(cfg.data)
         scan = dus_scan.scan_model(model, resolve_model(model), data, samples)
-        ranked = dus_scan.rank_stackings(scan, layers)
-        best = ranked[0]
-        slices = [_slice(model, 0, best.a), _slice(model, best.b, num_layers)]
-        record = {
-            "scan": scan.to_json(),
-            "choice": {"a": best.a, "b": best.b, "seam_distance": best.seam_distance},
-            "runner_up": ({"a": ranked[1].a, "b": ranked[1].b, "seam_distance": ranked[1].seam_distance})
-            if len(ranked) > 1
-            else None,
-        }
+        ranked = dus_scan.rank_stackings(scan, cfg.layers)
+        slices = [_slice(model, 0, ranked[0].a), _slice(model, ranked[0].b, num_layers)]
+        record = {"scan": scan.to_json(), "choice": _choice(ranked[0]),
+                  "runner_up": _choice(ranked[1]) if len(ranked) > 1 else None}  # fmt: skip
     elif drop is not None:
         slices = solar_slices(model, num_layers, int(drop))
     else:
         slices = [_slice(model, 0, num_layers)]
-    stacked = sum(item.source.layer_range[1] - item.source.layer_range[0] for item in slices)
-    if expand is not None:
-        check_expand(expand, stacked)
-    return UpscaleConfig(slices=slices, out=out, expand=expand, blend=blend, record=record, **options)
+    if cfg.expand is not None:
+        check_expand(cfg.expand, sum(item.source.layer_range[1] - item.source.layer_range[0] for item in slices))
+    form = {"model": None, "drop": None, "layers": None, "data": None, "samples": None}
+    resolved = cfg.model_copy(update={"slices": slices, **form})
+    resolved._record = record
+    return resolved
+
+
+def _choice(stacking) -> dict:  # noqa: ANN001 (a dus_scan.Stacking, imported lazily)
+    return {"a": stacking.a, "b": stacking.b, "seam_distance": stacking.seam_distance}
+
+
+def config_for_drop(
+    model: str, drop: int, out: Path, force: bool = False, dtype: OutputDtype | None = None, shard_size: str = "2GiB"
+) -> UpscaleConfig:
+    """The resolved UpscaleConfig of `dusk upscale MODEL --drop M`."""
+    return config_for_model(model, out, drop=drop, force=force, dtype=dtype, shard_size=shard_size)
+
+
+def config_for_model(model: str, out: Path, **options: Any) -> UpscaleConfig:
+    """The resolved UpscaleConfig of `dusk upscale MODEL` with UpscaleConfig's fields as `options` (drop, layers,
+    expand, blend, data, samples, force, dtype, shard_size; `scan_data`/`scan_samples` are data/samples). Every
+    option is checked before the scan runs."""
+    renamed = {"scan_data": "data", "scan_samples": "samples"}
+    values = {renamed.get(name, name): value for name, value in options.items() if value is not None}
+    return resolve(build_config(UpscaleConfig, {"model": model, "out": out, **values}, model))
 
 
 def _slice(model: str, start: int, end: int) -> Slice:
@@ -200,27 +131,10 @@ def _slice(model: str, start: int, end: int) -> Slice:
 
 
 def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str = "2GiB") -> UpscaleConfig:
-    """Read a mergekit-style `slices:` YAML (optionally with `merge_method: passthrough` and `dtype`)."""
-    data = read_yaml(path, "slices file")
-    if not isinstance(data, dict) or "slices" not in data:
-        raise DuskError(f"{path}: expected a mapping with a 'slices:' list")
-    method = data.pop("merge_method", "passthrough")
-    if method != "passthrough":
-        raise DuskError(
-            f"{path}: merge_method {method!r}: `dusk upscale` stacks slices (passthrough); "
-            "use `dusk merge` for other methods"
-        )
-    unknown = set(data) - {"slices", "dtype"}
-    if unknown:
-        raise DuskError(f"{path}: unknown field(s) {sorted(unknown)}; expected slices, dtype, merge_method")
-    try:
-        return UpscaleConfig(
-            slices=data["slices"], dtype=data.get("dtype"), out=out, force=force, shard_size=shard_size
-        )
-    except ValidationError as exc:
-        from dusk.merge.config import validation_message
-
-        raise DuskError(f"{path}: invalid slices: {validation_message(exc)}") from exc
+    """The UpscaleConfig of a mergekit-style `slices:` YAML (optionally with `merge_method: passthrough`, `dtype`)."""
+    return build_config(
+        UpscaleConfig, {"slices": path, "out": out, "force": force, "shard_size": shard_size}, str(path)
+    )
 
 
 @dataclass(frozen=True)
@@ -347,6 +261,7 @@ def run(cfg: UpscaleConfig) -> Path:
     """Write the up-scaled model directory and return its path."""
     from tqdm import tqdm
 
+    cfg = resolve(cfg)
     check_output_dir(cfg.out, cfg.force)
     check_writable_parent(cfg.out)
     plan = plan_upscale(cfg.slices, cfg.dtype, cfg.expand, cfg.blend)

@@ -74,7 +74,8 @@ def _field_specs(schema: type) -> dict[str, FieldSpec]:
     if issubclass(schema, BaseModel):
         for name, info in schema.model_fields.items():
             default = None if info.is_required() else info.get_default(call_default_factory=True)
-            specs[name] = FieldSpec(name, info.annotation, info.is_required(), default, info.description or "")
+            annotation = info.rebuild_annotation()  # with its validators (a recipe override's text goes through them)
+            specs[name] = FieldSpec(name, annotation, info.is_required(), default, info.description or "")
     else:
         hints = typing.get_type_hints(schema)
         for item in dataclasses.fields(schema):
@@ -105,8 +106,12 @@ def _all_fields(schema: type) -> set[str]:
 def _error_text(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "fields"
-        parts.append(f"field {where}: {error['msg']} (got {error.get('input')!r})")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule over several fields: its message names them
+            parts.append(message)
+            continue
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"field {where}: {message} (got {error.get('input')!r})")
     return "; ".join(parts)
 
 
