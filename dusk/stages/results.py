@@ -83,9 +83,30 @@ def _results_document(artifact: Path) -> dict:
     return json.loads((artifact / "results.json").read_text())
 
 
-def eval_result(artifact: Path, _cfg: Any = None) -> StageResult:
-    """Scores from an evaluation's results.json: every metric per task, MMLU subjects as subjects of `mmlu`."""
+def run_artifacts_of(artifact: Path) -> Path | None:
+    """RUN_DIR/artifacts for a stage's artifact (the nearest `artifacts` folder beside a results store), or None."""
+    for parent in Path(artifact).resolve().parents:
+        if parent.name == "artifacts" and (parent.parent / "results.sqlite").is_file():
+            return parent
+    return None
+
+
+def refresh_scored_card(artifact: Path, cfg: Any) -> Path | None:
+    """The scored model's card, rewritten with these results when the run wrote that model (dusk/cards/refresh.py)."""
+    from dusk.cards.refresh import refresh_card
+
+    root = run_artifacts_of(artifact)
+    model = getattr(cfg, "model", None)
+    if root is None or not model:
+        return None
+    return refresh_card(Path(str(model)), artifact / "results.json", root)
+
+
+def eval_result(artifact: Path, cfg: Any = None) -> StageResult:
+    """Scores from an evaluation's results.json: every metric per task, MMLU subjects as subjects of `mmlu`. The
+    scored model's card gets the H6 results when this run wrote that model (`refresh_scored_card`)."""
     document = _results_document(artifact)
+    refresh_scored_card(artifact, cfg)
     scores = []
     for name, task in document["tasks"].items():
         subject = name.removeprefix("mmlu_") if name.startswith("mmlu_") else ""
