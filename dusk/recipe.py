@@ -34,7 +34,7 @@ from dusk.recipe_checks import (
     check_ref_kinds,
     check_stage_name,
 )
-from dusk.stages import RUNNER_FIELDS, coerce, field_specs, get_kind, validate
+from dusk.stages import RUNNER_FIELDS, coerce, dump_fields, field_specs, get_kind, validate
 from dusk.yaml_file import read_yaml_text
 
 TOP_KEYS = ("name", "description", "defaults", "budget", "budgets", "launch", "stages", "report")
@@ -55,6 +55,21 @@ class Stage:
     settings: dict[str, Any] = field(default_factory=dict)  # every field with defaults filled (for the cache key)
     template: str | None = None  # the `for_each` stage this one was expanded from
     launch: Launch | None = None  # processes, sharding and device of a training or eval stage (None: other kinds)
+    config: Any = None  # the kind's typed config, validated once here; input fields still name their stages
+
+    def config_with_inputs(self, artifacts: dict[str, Path]) -> Any:
+        """The typed config with every input stage's name replaced by that stage's artifact path (not validated
+        again: a path stands where a stage name was)."""
+        from dusk.stages import with_values
+
+        values = {}
+        for name, refs in self.refs.items():
+            value = getattr(self.config, name)
+            if isinstance(value, list | tuple):
+                values[name] = type(value)(str(artifacts[v]) if v in refs else v for v in value)
+            else:
+                values[name] = str(artifacts[value])
+        return with_values(self.config, values)
 
     @property
     def depends(self) -> tuple[str, ...]:
@@ -296,12 +311,10 @@ def _validated(expanded: dict[str, tuple[dict, str | None]], launch: dict[str, A
             stage_launch = _stage_launch(name, kind, values, launch)
             check_ref_kinds(name, kind, refs, kinds)
             check_external_inputs(name, values, refs, kind)
-            from dusk.stages import dump_fields
-
-            settings = dump_fields(validate(get_kind(kind), values, f"stage {name}"))
+            config = validate(get_kind(kind), values, f"stage {name}")
             if kind == "upscale":
                 check_drop_field(name, values, refs)
-            stages[name] = Stage(name, kind, values, refs, settings, template, stage_launch)
+            stages[name] = Stage(name, kind, values, refs, dump_fields(config), template, stage_launch, config)
         except DuskError as exc:
             errors.append(str(exc))
     if errors:

@@ -31,7 +31,7 @@ from dusk.hashing import HashMemo, sha256_dir, sha256_file
 from dusk.launch import check_devices, key_fields, launch_note, launched
 from dusk.recipe import Recipe, Stage
 from dusk.run_lock import hold_run_dir
-from dusk.stages import StagePaths, get_kind, validate
+from dusk.stages import StagePaths, get_kind
 from dusk.store import Artifact, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,9 @@ def _sha(text: str) -> str:
 
 def _data_hashes(stage: Stage, artifacts: dict[str, Path], memo: HashMemo) -> dict[str, str]:
     """sha256 of every data file the stage reads (input stages' artifacts are hashed through their keys too)."""
-    kind = get_kind(stage.kind)
-    cfg = validate(kind, _inputs(stage, artifacts), f"stage {stage.name}")
-    return {str(path): memo.sha256(path) for path in kind.data_files(cfg)}
+    return {
+        str(path): memo.sha256(path) for path in get_kind(stage.kind).data_files(stage.config_with_inputs(artifacts))
+    }
 
 
 def _resumable(store: Store, stage: Stage, key: str, paths: StagePaths) -> bool:
@@ -178,18 +178,6 @@ def stage_log(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def _inputs(stage: Stage, artifacts: dict[str, Path]) -> dict[str, Any]:
-    """The stage's fields with every input stage's name replaced by that stage's artifact path."""
-    fields = dict(stage.fields)
-    for name, refs in stage.refs.items():
-        value = fields[name]
-        if isinstance(value, list | tuple):
-            fields[name] = [str(artifacts[v]) if v in refs else v for v in value]
-        else:
-            fields[name] = str(artifacts[value])
-    return fields
-
-
 def _remove(path: Path) -> None:
     """Delete a stage's own earlier output or work folder (paths come from stage_paths, strictly inside the run)."""
     if path.is_dir() and not path.is_symlink():
@@ -240,7 +228,7 @@ def execute_stage(ctx: RunContext, position: int, item: PlanItem) -> str:
     try:
         with stage_log(ctx.run_dir / "logs" / f"{stage.name}.log"):
             log.info("stage %s (%s) key %s%s", stage.name, stage.kind, key, " (resuming)" if resume else "")
-            cfg = kind.prepare(validate(kind, _inputs(stage, ctx.artifacts), f"stage {stage.name}"), paths, resume)
+            cfg = kind.prepare(stage.config_with_inputs(ctx.artifacts), paths, resume)
             _run_stage(ctx, stage, cfg, paths)
             result = kind.collect(out, cfg)
             digest = _artifact_hash(out)

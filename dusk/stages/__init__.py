@@ -20,6 +20,7 @@ from dusk.stages.kind import (
     field_specs,
     validate,
     with_runner_fields,
+    with_values,
 )
 from dusk.stages.registry import KINDS, get_kind
 from dusk.stages.results import eval_result, model_parameters, model_result, read_training_log
@@ -44,4 +45,5 @@ __all__ = [
     "read_training_log",
     "validate",
     "with_runner_fields",
+    "with_values",
 ]

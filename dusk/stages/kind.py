@@ -169,7 +169,11 @@ def dump_fields(obj: Any) -> dict:
 
 def with_runner_fields(obj: Any, **values: Any) -> Any:
     """A copy of a config with the runner-owned fields it has (out, force, resume) set."""
-    present = {name: value for name, value in values.items() if name in _all_fields(type(obj))}
+    return with_values(obj, {name: value for name, value in values.items() if name in _all_fields(type(obj))})
+
+
+def with_values(obj: Any, values: dict[str, Any]) -> Any:
+    """A copy of a validated config with `values` set as they are (paths filled in where stage names stood)."""
     if isinstance(obj, BaseModel):
-        return obj.model_copy(update=present)
-    return dataclasses.replace(obj, **present)
+        return obj.model_copy(update=values)
+    return dataclasses.replace(obj, **values)
