@@ -48,7 +48,7 @@ class DatasetInfo:
     """One named dataset: where its files are, how to read and convert them, and what it is."""
 
     name: str  # registry name (the folder name for training sets)
-    kind: str  # text | instruction | preference | benchmark
+    kind: str  # text | instruction | preference | benchmark | hub (a hub dataset id, see get_info)
     files: tuple[str, ...]  # glob patterns relative to $DUSK_DATA_DIR, read in sorted order
     format: str  # converter name in dusk.data.formats.CONVERTERS ("" for benchmarks)
     records: int  # record count of the local files (checked by the tests)
@@ -258,14 +258,19 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def get_info(name: str) -> DatasetInfo:
-    """The registry entry for `name`, or an error listing the known names."""
-    if name not in DATASETS:
-        raise DuskError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} (or give a file path)")
-    return DATASETS[name]
+    """The registry entry for `name` (a hub dataset id gets an entry of its own), or an error listing the names."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if hub_dataset(name) is not None:
+        return DatasetInfo(name, "hub", (), "", 0, "", f"hub dataset {name}", hub=name)
+    raise DuskError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} (or give a file path)")
 
 
 def local_files(info: DatasetInfo) -> list[Path]:
-    """The dataset's files under $DUSK_DATA_DIR, or [] when any pattern matches nothing."""
+    """The dataset's files under $DUSK_DATA_DIR, or [] when any pattern matches nothing; a hub dataset id's: the
+    files of its snapshot in the hub cache (fetched first when online)."""
+    if info.kind == "hub":
+        return _hub_snapshot_files(info.name)
     root = data_root()
     files: list[Path] = []
     for pattern in info.files:
@@ -340,7 +345,7 @@ def hub_dataset(name_or_path: str | Path, split: str | None = None) -> HubDatase
 
 @dataclass(frozen=True)
 class Stated:
-    """How to read one training data source when the user said so: its split and its record kind (converter)."""
+    """How to read one training data source when the user said so: its split and record kind (--data-kind)."""
 
     split: str | None = None
     kind: str | None = None
@@ -363,15 +368,15 @@ def stated(name: str | Path) -> Stated:
 
 
 def record_kinds() -> list[str]:
-    """The names --kind takes: dusk's normalized layouts (text, instruction, preference), then the converters."""
+    """The names --data-kind takes: dusk's normalized layouts (text, instruction, preference), then the converters."""
     return [*KINDS, *(name for name in CONVERTERS if name not in KINDS)]
 
 
 def check_stated(data: str, split: str | None, kind: str | None) -> None:
-    """A stated --split needs a hub dataset id without its own @split; a stated --kind a file or hub id (a registry
-    set has its own converter, a mixture its sources')."""
+    """A stated --split needs a hub dataset id without its own @split; a stated --data-kind a file or hub id (a
+    registry set has its own converter, a mixture its sources')."""
     if kind is not None and kind not in CONVERTERS:
-        raise DuskError(f"--kind {kind}: unknown record kind; expected one of {', '.join(record_kinds())}")
+        raise DuskError(f"--data-kind {kind}: unknown record kind; expected one of {', '.join(record_kinds())}")
     mixture = Path(data).suffix in (".yaml", ".yml")
     if split is not None:
         spec = None if mixture else hub_dataset(data)
@@ -384,7 +389,18 @@ def check_stated(data: str, split: str | None, kind: str | None) -> None:
             raise DuskError(f"--split {split} with --data {data}: the split is stated twice; give one of them")
     if kind is not None and (mixture or data in DATASETS):
         what = "a mixture reads each source by its own kind" if mixture else f"its converter is {DATASETS[data].format}"
-        raise DuskError(f"--kind {kind} with --data {data}: {what}; --kind is for files and hub dataset ids")
+        raise DuskError(f"--data-kind {kind} with --data {data}: {what}; it is for files and hub dataset ids")
+
+
+def _hub_snapshot_files(name: str) -> list[Path]:
+    """Every file of a hub dataset's cached snapshot (what a cache key hashes), sorted."""
+    from dusk.hub import HubId, resolve_hub_dataset
+
+    spec = hub_dataset(name)
+    if spec is None:
+        return []
+    folder = resolve_hub_dataset(HubId(spec.repo))
+    return sorted(path for path in folder.rglob("*") if path.is_file())
 
 
 def _hub_dataset_rows(spec: HubDataset) -> list[Row]:

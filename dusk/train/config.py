@@ -20,7 +20,7 @@ from dusk.config_flags import (  # noqa: F401 (re-exported: the training command
     flag_name,
     read_yaml_config,
 )
-from dusk.data.registry import check_stated
+from dusk.data.registry import check_stated, record_kinds
 from dusk.errors import DuskError
 from dusk.train.tracking import check_report_to
 from dusk.train.trainable import check_trainable_model
@@ -46,11 +46,11 @@ class TrainConfig(BaseModel):
         "org/name[:config][@split]"
     )
     split: str | None = Field(None, description="split of a hub dataset id in --data (default: train); not with @split")
-    kind: str | None = Field(
+    data_kind: str | None = Field(
         None,
         description="record kind of a file or hub dataset in --data: text, instruction, preference (dusk's layouts) "
         "or a converter such as alpaca, dolly, gsm8k, messages, hh_rlhf (default: detected from the first row)",
-    )
+    )  # not `kind`: in a recipe, a stage's `kind:` is the stage kind
     out: Path = Field(description="output model directory (a plain Hugging Face model, written atomically)")
     template: Literal["alpaca", "solar", "stanford_alpaca", "chat", "none"] = Field(
         "alpaca", description="prompt rendering: alpaca (### User:/### Assistant:), chat (model's), none (pre-rendered)"
@@ -107,6 +107,13 @@ class TrainConfig(BaseModel):
     def _tracker(cls, value: str) -> str:
         return check_report_to(value)
 
+    @field_validator("data_kind")
+    @classmethod
+    def _data_kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in record_kinds():
+            raise ValueError(f"unknown record kind; expected one of {', '.join(record_kinds())}")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
         """Rules across fields (each message names the flags to change)."""
@@ -118,9 +125,9 @@ class TrainConfig(BaseModel):
                 "would never reach --lr"
             )
         check_trainable_model(self.model, self.trainable)
-        if self.split is not None or self.kind is not None:
+        if self.split is not None or self.data_kind is not None:
             try:
-                check_stated(self.data, self.split, self.kind)
+                check_stated(self.data, self.split, self.data_kind)
             except DuskError as exc:
                 raise ValueError(str(exc)) from exc
         if self.trainable != "all" and self.lora:

@@ -107,7 +107,7 @@ def check_outputs(cfg: TrainConfig) -> None:
     """Before any work: the output may be written (absent, or --force), its directory and the work directory
     (checkpoints, step log) are writable, and a --resume names a checkpoint this run can continue."""
     check_output_dir(cfg.out, cfg.force)
-    state_reading(cfg.data, cfg.split, cfg.kind)  # --split/--kind: how the data layer reads --data in this stage
+    state_reading(cfg.data, cfg.split, cfg.data_kind)  # --split/--data-kind: how the data layer reads --data here
     check_writable_parent(cfg.out)
     check_writable_parent(cfg.work_dir / "log.jsonl")
     if cfg.resume is not None:  # a checkpoint to resume from, written by as many processes, under the same settings
@@ -123,7 +123,10 @@ def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor
     check_seq_len(model_dir, cfg.seq_len)
     check_lora_targets(model_dir, cfg)
     tokenizer = load_tokenizer(model_dir)
-    train_ex, eval_ex = examples_for(cfg, tokenizer)
+    try:
+        train_ex, eval_ex = examples_for(cfg, tokenizer)
+    finally:  # --split/--data-kind apply to this stage's loading only, even when it fails
+        state_reading(None)
     log.info(
         "%s: %d training sequences of up to %d tokens, %d held out", stage, len(train_ex), cfg.seq_len, len(eval_ex)
     )
