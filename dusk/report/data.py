@@ -41,6 +41,7 @@ class ScoreRow:
     values: dict[str, float | None]
     stderrs: dict[str, float | None] = field(default_factory=dict)
     ns: dict[str, int | None] = field(default_factory=dict)
+    model_dir: str | None = None  # the scored model's directory, when there is one on disk (the report links it)
 
     def estimate(self, task: str) -> Estimate:
         return Estimate(self.values.get(task), self.stderrs.get(task), self.ns.get(task))
@@ -87,6 +88,7 @@ class ModelEntry:
     path: str
     card: str | None  # README.md when the directory has a dusk model card
     summary: str  # the card's one-line account of the stage ("-" without a card)
+    tracker_run: str | None = None  # the experiment tracker's run id of a training stage, when it had one
 
 
 def format_size(parameters: int | None) -> str:
@@ -169,7 +171,19 @@ def _row(store: Store, infos: dict[str, _StageInfo], model: str, eval_stage: str
         parameters = _parameters_of((store.settings(evaluator.key) or {}).get("model_dir"))
     size = format_size(parameters)
     values, stderrs, ns = _values(store, evaluator and evaluator.key)
-    return ScoreRow(label, model, eval_stage, size, type_ or _type_of(model, infos), values, stderrs, ns)
+    model_dir = _model_dir(store, info) if info is not None else None
+    if model_dir is None and evaluator is not None and evaluator.key:  # a model from outside the recipe
+        given = (store.settings(evaluator.key) or {}).get("model_dir")
+        model_dir = str(given) if given and Path(given).is_dir() else None
+    return ScoreRow(label, model, eval_stage, size, type_ or _type_of(model, infos), values, stderrs, ns, model_dir)
+
+
+def _model_dir(store: Store, info: _StageInfo) -> str | None:
+    """The model directory a model stage wrote (an sDPO stage's final model), if it is still on disk."""
+    artifact = store.artifact(info.key) if info.kind in MODEL_KINDS and info.key else None
+    if artifact is None or not Path(artifact.path).is_dir():
+        return None
+    return str(Path(artifact.path) / "final") if info.kind == "sdpo" else artifact.path
 
 
 def _parameters_of(model_dir: str | None) -> int | None:
@@ -266,15 +280,33 @@ def card_summary(model_dir: Path) -> tuple[str | None, str]:
     return str(card), "-"
 
 
+TRACKER_KEYS = ("tracker_run_id", "tracker_run")  # where a training summary may name its tracker's run
+
+
+def tracker_run(store: Store, key: str | None) -> str | None:
+    """The experiment tracker's run id recorded for a training stage's cache key ("tensorboard run-3"), or None
+    when the stage logged to no tracker (or was recorded before dusk had trackers)."""
+    summary = store.training(key) if key else None
+    detail = summary.detail if summary is not None else {}
+    tracker = detail.get("tracker")
+    if isinstance(tracker, dict):
+        run = next((tracker[k] for k in ("run_id", "id", *TRACKER_KEYS) if tracker.get(k)), None)
+        name = tracker.get("name") or tracker.get("tracker")
+        return f"{name} {run}" if run and name else str(run) if run else None
+    run = next((detail[k] for k in TRACKER_KEYS if detail.get(k)), None)
+    name = detail.get("report_to") or (tracker if isinstance(tracker, str) else None)
+    name = ", ".join(name) if isinstance(name, list) else name
+    return f"{name} {run}" if run and name else str(run) if run else None
+
+
 def _models(store: Store, infos: dict[str, _StageInfo]) -> list[ModelEntry]:
     entries = []
     for info in infos.values():
-        artifact = store.artifact(info.key) if info.kind in MODEL_KINDS and info.key else None
-        if artifact is None or not Path(artifact.path).is_dir():
+        model_dir = _model_dir(store, info)
+        if model_dir is None:
             continue
-        model_dir = Path(artifact.path) / "final" if info.kind == "sdpo" else Path(artifact.path)
-        card, summary = card_summary(model_dir)
-        entries.append(ModelEntry(info.name, info.kind, str(model_dir), card, summary))
+        card, summary = card_summary(Path(model_dir))
+        entries.append(ModelEntry(info.name, info.kind, model_dir, card, summary, tracker_run(store, info.key)))
     return entries
 
 

@@ -4,13 +4,17 @@ Scores print as percentages with two decimals, as the paper prints them, each wi
 (`74.20 ± 4.38`). A column's best is bold only when it is ahead of every other row by more than the noise (the rule
 in dusk.report.significance, stated in the footer). Under each table, lines generated from the numbers say what the
 table shows (each row's change from the first, and whether it exceeds the noise), which tops are within noise and
-which leads exceed it, and the items each score rests on.
+which leads exceed it, and the items each score rests on. Model names link to their directories and the models table
+to their cards, by paths relative to the report's folder (`base`), so a run directory can be moved whole.
 
     dusk report --run-dir runs/tiny --out runs/tiny/report
 """
 
 import base64
 import html as html_lib
+import os
+from pathlib import Path
+from urllib.parse import quote
 
 from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, ScoreRow, Table
 from dusk.report.measures import MeasureTable, notes
@@ -199,12 +203,17 @@ def _md_measure_table(table: MeasureTable) -> list[str]:
 MODELS_TITLE = "Models of this run"
 
 
-def _model_rows(data: ReportData) -> list[tuple[str, str, str, str | None]]:
-    """(stage, kind, what its card says, the card's path) per model directory of the run."""
-    return [(m.stage, m.kind, m.summary, m.card) for m in data.models]
+MODELS_HEADERS = ["Stage", "Kind", "What was done (its model card)", "Card"]
+TRACKER_HEADER = "Tracker run"
 
 
-def markdown(data: ReportData, images: dict[str, bytes]) -> str:
+def _has_trackers(data: ReportData) -> bool:
+    """Whether any model of the run logged to an experiment tracker (the models table then shows its run ids)."""
+    return any(m.tracker_run for m in data.models)
+
+
+def markdown(data: ReportData, images: dict[str, bytes], base: Path | None = None) -> str:
+    """The report as Markdown; links are relative to `base` (the report's folder) when given."""
     lines = [f"# {data.title}", ""]
     for measure in data.measures:
         lines += _md_measure_table(measure)
@@ -217,16 +226,14 @@ def markdown(data: ReportData, images: dict[str, bytes]) -> str:
     for name in images:
         lines += [f"### {PLOT_TITLES.get(name, name)}", "", f"![{name}]({name}.png)", ""]
     if data.models:
+        trackers = _has_trackers(data)
         rows = [
-            [stage, kind, summary, f"[card]({card})" if card else "-"]
-            for stage, kind, summary, card in _model_rows(data)
+            [m.stage, m.kind, m.summary, f"[card]({href(m.card, base)})" if m.card else "-"]
+            + ([m.tracker_run or "-"] if trackers else [])
+            for m in data.models
         ]
-        lines += [
-            f"### {MODELS_TITLE}",
-            "",
-            *_md_table(["Stage", "Kind", "What was done (its model card)", "Card"], rows, 4),
-            "",
-        ]
+        headers = MODELS_HEADERS + ([TRACKER_HEADER] if trackers else [])
+        lines += [f"### {MODELS_TITLE}", "", *_md_table(headers, rows, len(headers)), ""]
     lines += ["---", ""] + [f"{line}  " for line in _footer(data)]
     return "\n".join(lines) + "\n"
 
@@ -256,6 +263,19 @@ def _e(text: str) -> str:
     return html_lib.escape(str(text))
 
 
+def href(path: str, base: Path | None, directory: bool = False) -> str:
+    """A link to `path` from a page in `base` (relative when both are local paths), URL-quoted; a directory's ends
+    in `/` so a browser lists it."""
+    target = os.path.relpath(Path(path).resolve(), Path(base).resolve()) if base is not None else str(path)
+    link = quote(Path(target).as_posix(), safe="/:")
+    return link + "/" if directory and not link.endswith("/") else link
+
+
+def _linked(text: str, path: str | None, base: Path | None, directory: bool = False) -> str:
+    """`text` as an HTML link to `path`, or plain (escaped) when there is no path."""
+    return f'<a href="{_e(href(path, base, directory))}">{_e(text)}</a>' if path else _e(text)
+
+
 def _html_table(headers: list[str], rows: list[str], text_columns: int = 1) -> str:
     """A table whose first `text_columns` columns are left-aligned text, the rest right-aligned numbers."""
     head = "".join(
@@ -264,10 +284,10 @@ def _html_table(headers: list[str], rows: list[str], text_columns: int = 1) -> s
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _html_score_table(table: Table) -> str:
+def _html_score_table(table: Table, base: Path | None = None) -> str:
     rows = []
     for index, row in enumerate(table.rows):
-        first = f"<td>{_e(row.label)}</td>"
+        first = f"<td>{_linked(row.label, row.model_dir, base, directory=True)}</td>"
         if table.main:
             first += f'<td>{_e(row.size)}</td><td class="text">{_e(row.type)}</td>'
         cells = "".join(
@@ -286,10 +306,24 @@ def _html_measure_table(table: MeasureTable) -> str:
     return f"<h2>{_e(table.title)}</h2>{_html_table(headers, body)}{lines}"
 
 
-def html(data: ReportData, images: dict[str, bytes]) -> str:
+def _html_models(data: ReportData, base: Path | None) -> str:
+    """The models table: each stage links its model directory, then its card's account, the card, its tracker run."""
+    trackers = _has_trackers(data)
+    rows = []
+    for m in data.models:
+        cells = [_linked(m.stage, m.path, base, directory=True), _e(m.kind), _e(m.summary)]
+        cells.append(_linked("README.md", m.card, base) if m.card else "-")
+        cells += [_e(m.tracker_run or "-")] if trackers else []
+        rows.append("<tr>" + "".join(f'<td class="text">{cell}</td>' for cell in cells) + "</tr>")
+    headers = MODELS_HEADERS + ([TRACKER_HEADER] if trackers else [])
+    return f"<h2>{_e(MODELS_TITLE)}</h2>" + _html_table(headers, rows, len(headers))
+
+
+def html(data: ReportData, images: dict[str, bytes], base: Path | None = None) -> str:
+    """The report as one self-contained HTML page; links are relative to `base` (the report's folder) when given."""
     parts = [f"<h1>{_e(data.title)}</h1>"]
     parts += [_html_measure_table(measure) for measure in data.measures]
-    parts += [_html_score_table(table) for table in data.tables if table.rows or not data.measures]
+    parts += [_html_score_table(table, base) for table in data.tables if table.rows or not data.measures]
     if data.contamination:
         rows = [
             "<tr>"
@@ -305,14 +339,7 @@ def html(data: ReportData, images: dict[str, bytes]) -> str:
             f'<h2>{_e(PLOT_TITLES.get(name, name))}</h2><img alt="{_e(name)}" src="data:image/png;base64,{encoded}">'
         )
     if data.models:
-        rows = [
-            f'<tr><td>{_e(stage)}</td><td class="text">{_e(kind)}</td><td class="text">{_e(summary)}</td>'
-            + f'<td class="text">{_e(card or "-")}</td>'
-            + "</tr>"
-            for stage, kind, summary, card in _model_rows(data)
-        ]
-        parts.append(f"<h2>{_e(MODELS_TITLE)}</h2>")
-        parts.append(_html_table(["Stage", "Kind", "What was done (its model card)", "Card"], rows, 4))
+        parts.append(_html_models(data, base))
     footer = "".join(f"<p>{_e(line)}</p>" for line in _footer(data))
     body = "\n".join(parts)
     return (

@@ -21,7 +21,8 @@ def write_report(store: Store, out: Path, run_id: int | None = None) -> tuple[Pa
         with atomic_output_file(out / f"{name}.png") as tmp:
             tmp.write_bytes(png)
     paths = []
-    for filename, text in (("report.md", markdown(data, images)), ("report.html", html(data, images))):
+    pages = (("report.md", markdown(data, images, out)), ("report.html", html(data, images, out)))
+    for filename, text in pages:
         with atomic_output_file(out / filename) as tmp:
             tmp.write_text(text, encoding="utf-8")
         paths.append(out / filename)
