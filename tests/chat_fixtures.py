@@ -49,20 +49,41 @@ def no_system_tiny(chat_tiny: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return set_chat_template(Path(copy), NO_SYSTEM_TEMPLATE)
 
 
+@pytest.fixture(scope="module")
+def lm_eval_tasks(tmp_path_factory: pytest.TempPathFactory) -> "LmEvalTasks":
+    """lm-eval task YAMLs for every task the chat tests score, indexed once (a TaskManager takes ~30 s to build)."""
+    from eval_task_fixtures import real_data_dir
+    from lm_eval.tasks import TaskManager
+
+    yaml_dir = tmp_path_factory.mktemp("lm-eval-yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DUSK_DATA_DIR", str(real_data_dir()))
+        names = write_lm_eval_tasks(yaml_dir, CHAT_TASKS)
+    return LmEvalTasks(names, TaskManager(include_path=str(yaml_dir)))
+
+
+CHAT_TASKS = ["arc_challenge", "hellaswag", "mmlu_anatomy", "truthfulqa_mc2", "winogrande", "gsm8k"]
+
+
+class LmEvalTasks:
+    """dusk task name -> lm-eval task name, and the TaskManager that knows them."""
+
+    def __init__(self, names: dict[str, str], manager) -> None:
+        self.names, self.manager = names, manager
+
+
 def run_lm_eval_chat(
-    model, tokenizer, tasks: list[str], limit: int, yaml_dir: Path, max_gen_toks: int, batch: int, chat: ChatFormat
+    model, tokenizer, tasks: list[str], limit: int, known: LmEvalTasks, max_gen_toks: int, batch: int, chat: ChatFormat
 ) -> dict:
     """lm-eval's per-task samples with the chat settings (simple_evaluate with HFLM on the model object)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
-    names = write_lm_eval_tasks(yaml_dir, tasks)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch)
     out = simple_evaluate(
         model=lm,
-        tasks=list(names.values()),
-        task_manager=TaskManager(include_path=str(yaml_dir)),
+        tasks=[known.names[name] for name in tasks],
+        task_manager=known.manager,
         limit=limit,
         log_samples=True,
         gen_kwargs=f"max_gen_toks={max_gen_toks}",
@@ -71,7 +92,7 @@ def run_lm_eval_chat(
         system_instruction=chat.system_instruction,
     )
     samples = {}
-    for name, lm_name in names.items():
-        rows = [s for s in out["samples"][lm_name] if s.get("filter") in (None, "none", "strict-match")]
+    for name in tasks:
+        rows = [s for s in out["samples"][known.names[name]] if s.get("filter") in (None, "none", "strict-match")]
         samples[name] = {s["doc_id"]: s for s in rows}
     return samples
