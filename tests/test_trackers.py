@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dusk.train import sft
-from dusk.train.config import SFTConfig
-from tests.train_fixtures import alpaca_pairs, log_lines, single_thread, tiny_config  # noqa: F401
+from dusk.train import dpo, sft
+from dusk.train.config import DPOConfig, SFTConfig
+from tests.train_fixtures import alpaca_pairs, log_lines, preference_pairs, single_thread, tiny_config  # noqa: F401
 
 
 def read_scalars(folder: Path) -> dict[str, dict[int, float]]:
@@ -41,6 +41,16 @@ def test_tensorboard_events_hold_every_step_log_field(tiny_llama: Path, alpaca_p
         assert scalars[field] == pytest.approx({e["step"]: e[field] for e in evals}, rel=1e-6), field
     tracker = json.loads((out / "dusk_train.json").read_text())["tracker"]
     assert tracker["name"] == "tensorboard" and Path(tracker["dir"]).is_relative_to(cfg.work_dir / "trackers")
+
+
+def test_tensorboard_gets_the_dpo_rewards(tiny_llama: Path, preference_pairs: Path, tmp_path: Path) -> None:  # noqa: F811
+    pytest.importorskip("tensorboard")
+    cfg = tiny_config(DPOConfig, tiny_llama, preference_pairs, tmp_path / "dpo", max_steps=2, report_to="tensorboard")
+    dpo.run(cfg)
+    steps = log_lines(cfg.work_dir / "log.jsonl")
+    scalars = read_scalars(cfg.work_dir / "trackers")
+    for field in ("loss", "reward_chosen", "reward_rejected", "reward_margin", "reward_accuracy"):
+        assert scalars[field] == pytest.approx({line["step"]: line[field] for line in steps}, rel=1e-6), field
 
 
 def test_wandb_offline_run_id_in_the_train_record(
