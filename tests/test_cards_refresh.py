@@ -4,6 +4,7 @@ card files are not part of a directory's hash, so the refresh leaves the stored 
 built on it) true."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,14 +50,17 @@ def score_of(results: dict, benchmark) -> float | None:
     return group["value"] if group and group["metric"] == benchmark.metric else None
 
 
-@pytest.fixture
-def run_dir(tiny_llama_4: Path, tmp_path: Path) -> Path:
-    """A run directory holding a dusk upscale output in its artifacts (with its card) and a results store."""
-    run = tmp_path / "run"
+def make_run(parent: Path, run: Path) -> Path:
+    """A run directory holding a dusk upscale of `parent` in its artifacts (with its card) and a results store."""
     (run / "artifacts").mkdir(parents=True)
     open_store(run).close()
-    assert main(["upscale", str(tiny_llama_4), "--drop", "1", "--out", str(run / "artifacts" / "dus")]) == 0
+    assert main(["upscale", str(parent), "--drop", "1", "--out", str(run / "artifacts" / "dus")]) == 0
     return run
+
+
+@pytest.fixture
+def run_dir(tiny_llama_4: Path, tmp_path: Path) -> Path:
+    return make_run(tiny_llama_4, tmp_path / "run")
 
 
 def test_an_eval_stage_refreshes_the_card_of_the_model_the_run_wrote(run_dir: Path) -> None:
@@ -89,6 +93,22 @@ def test_models_outside_the_run_and_users_readmes_are_left_alone(run_dir: Path, 
     link.symlink_to(outside, target_is_directory=True)
     eval_result(eval_dir, SimpleNamespace(model=str(link)))
     assert not (outside / "dusk_card_results.json").exists()
+
+
+def test_a_card_that_cannot_be_made_is_a_warning_not_a_failed_eval(
+    tiny_llama_4: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    parent = tmp_path / "parent"
+    shutil.copytree(tiny_llama_4, parent)
+    run = make_run(parent, tmp_path / "run")
+    shutil.rmtree(parent)  # the parent moved away since: its weights cannot be hashed for the card
+    card = (run / "artifacts" / "dus" / "README.md").read_bytes()
+    write_results(run / "artifacts" / "eval")
+    with caplog.at_level(logging.WARNING, logger="dusk.cards.refresh"):
+        result = eval_result(run / "artifacts" / "eval", SimpleNamespace(model=str(run / "artifacts" / "dus")))
+    assert len([s for s in result.scores if s.headline]) == 6  # the scores stand
+    assert "not refreshed" in caplog.text and str(parent) in caplog.text
+    assert (run / "artifacts" / "dus" / "README.md").read_bytes() == card
 
 
 def test_card_files_are_not_part_of_a_directorys_hash(run_dir: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def refresh_card(model_dir: Path | str, results: Path, run_artifacts: Path) -> P
         return None
     try:
         card = write_card(Path(model_dir), results)
-    except DuskError as exc:
+    except (DuskError, OSError) as exc:  # the scores stand without the card; say why it was not written
         log.warning("model card of %s not refreshed after the evaluation: %s", model_dir, exc)
         return None
     log.info("model card %s refreshed with the H6 results of %s", card, results)
