@@ -96,6 +96,23 @@ def test_heldout_instruction_loss_and_exclusion(tiny_llama, alpaca_pairs, tmp_pa
     assert score["stderr"] == pytest.approx(mean_se(expected).stderr, abs=1e-6) and score["n"] == 6
 
 
+def test_heldout_refuses_models_of_another_tokenizer(tiny_llama, alpaca_pairs, tmp_path) -> None:  # noqa: F811
+    other = Path(shutil.copytree(tiny_llama, tmp_path / "other"))
+    spec = json.loads((other / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    first, second = list(vocab)[300:302]  # two ordinary tokens trade ids: same size, different tokenizer
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    (other / "tokenizer.json").write_text(json.dumps(spec))
+    cfg = HeldoutConfig(models=[str(tiny_llama), str(other)], data=[str(alpaca_pairs)], examples=2, template="none",
+                        seq_len=2048, out=tmp_path / "h")  # fmt: skip
+    with pytest.raises(DuskError, match=r"other: its tokenizer is not .*; held-out losses over different tokens"):
+        heldout.run(cfg)
+    assert not cfg.out.exists()
+    same = Path(shutil.copytree(tiny_llama, tmp_path / "same"))  # a copy with the same tokenizer is measured
+    heldout.run(cfg.model_copy(update={"models": [str(tiny_llama), str(same)]}))
+    assert len(_scores(cfg.out)) == 2
+
+
 def test_heldout_refuses_prompts_longer_than_seq_len(tiny_llama, alpaca_pairs, tmp_path) -> None:  # noqa: F811
     cfg = HeldoutConfig(models=[str(tiny_llama)], data=[str(alpaca_pairs)], examples=4, template="none", seq_len=8,
                         out=tmp_path / "h")  # fmt: skip

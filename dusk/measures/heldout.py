@@ -104,12 +104,26 @@ def instruction_examples(source: str, records: list[dict], cfg: HeldoutConfig, t
     return examples
 
 
+def require_one_tokenizer(cfg: HeldoutConfig, model_dirs: list[Path], tokenizer) -> None:
+    """Refuse models whose tokenizer differs from the first's: their losses would be over different tokens."""
+    from dusk.models.io import load_tokenizer
+
+    vocab = tokenizer.get_vocab()
+    for arg, model_dir in zip(cfg.models[1:], model_dirs[1:], strict=True):
+        if model_dir != model_dirs[0] and load_tokenizer(model_dir).get_vocab() != vocab:
+            raise DuskError(
+                f"{arg}: its tokenizer is not {cfg.models[0]}'s; held-out losses over different tokens do not "
+                "compare (measure models of one tokenizer together)"
+            )
+
+
 def instruction_rows(cfg: HeldoutConfig, drawn: dict[str, list[dict]]) -> tuple[list[Column], list[MeasureRow]]:
     from dusk.models.io import load_model, load_tokenizer, resolve_model
     from dusk.train.stage import pad_id_of
 
     model_dirs = [resolve_model(arg) for arg in cfg.models]
     tokenizer = load_tokenizer(model_dirs[0])
+    require_one_tokenizer(cfg, model_dirs, tokenizer)
     examples = {source: instruction_examples(source, records, cfg, tokenizer) for source, records in drawn.items()}
     losses: list[dict[str, list[float]]] = []
     for model_dir in model_dirs:
@@ -173,6 +187,7 @@ def preference_rows(cfg: HeldoutConfig, drawn: dict[str, list[dict]]) -> tuple[l
     model_dirs = [resolve_model(arg) for arg in cfg.models]
     reference_dir = resolve_model(cfg.reference) if cfg.reference else model_dirs[0]
     tokenizer = load_tokenizer(model_dirs[0])
+    require_one_tokenizer(cfg, model_dirs, tokenizer)
     pad_id = pad_id_of(tokenizer)
     pairs = {}
     for source, records in drawn.items():
