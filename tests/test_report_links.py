@@ -73,7 +73,12 @@ def test_a_tracker_run_id_shows_only_when_recorded(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     store = open_store(run_dir)
     run_id = store.start_run("r", "r.yaml", "0" * 64, "", [], {}, str(run_dir), "0.1.0")
-    for name, detail in (("sft_a", {"tracker": {"name": "tensorboard", "run_id": "sft_a-17"}}), ("sft_b", {})):
+    recorded = {
+        "sft_a": {"tracker": {"name": "wandb", "run_id": "3x7k2", "dir": "wandb/run-3x7k2"}},
+        "sft_b": {"tracker": {"name": "tensorboard", "dir": "trackers/dusk"}},  # TensorBoard has no run id
+        "sft_c": {},  # no tracker
+    }
+    for name, detail in recorded.items():
         model = run_dir / "artifacts" / name
         model.mkdir(parents=True)
         store.stage_started(run_id, name, 0, "sft", f"key-{name}", "ran", {}, {})
@@ -81,9 +86,11 @@ def test_a_tracker_run_id_shows_only_when_recorded(tmp_path: Path) -> None:
         artifact = Artifact(f"key-{name}", name, "sft", str(model), "0" * 64, None)
         store.stage_completed(run_id, name, "ran", 1.0, artifact, StageResult(training=summary))
     models = {entry.stage: entry for entry in build_report(store, run_id).models}
-    assert models["sft_a"].tracker_run == "tensorboard sft_a-17" and models["sft_b"].tracker_run is None
+    assert models["sft_a"].tracker_run == "wandb 3x7k2"
+    assert models["sft_b"].tracker_run is None and models["sft_c"].tracker_run is None
     _markdown, page = write_report(store, tmp_path / "report", run_id)
     text = page.read_text(encoding="utf-8")
-    assert f'<th class="text">{TRACKER_HEADER}</th>' in text and "tensorboard sft_a-17" in text
-    assert re.search(r"sft_b</a></td>(<td[^>]*>[^<]*</td>){3}<td class=\"text\">-</td>", text)
+    assert f'<th class="text">{TRACKER_HEADER}</th>' in text and "wandb 3x7k2" in text
+    for name in ("sft_b", "sft_c"):
+        assert re.search(rf"{name}</a></td>(<td[^>]*>[^<]*</td>){{3}}<td class=\"text\">-</td>", text)
     store.close()

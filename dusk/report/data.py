@@ -280,23 +280,15 @@ def card_summary(model_dir: Path) -> tuple[str | None, str]:
     return str(card), "-"
 
 
-TRACKER_KEYS = ("tracker_run_id", "tracker_run")  # where a training summary may name its tracker's run
-
-
 def tracker_run(store: Store, key: str | None) -> str | None:
-    """The experiment tracker's run id recorded for a training stage's cache key ("tensorboard run-3"), or None
-    when the stage logged to no tracker (or was recorded before dusk had trackers)."""
+    """A training stage's experiment tracker and run id as the store records them ("wandb 3x7k2"), or None when the
+    stage logged to no tracker or its tracker has no run id (TensorBoard)."""
     summary = store.training(key) if key else None
-    detail = summary.detail if summary is not None else {}
-    tracker = detail.get("tracker")
-    if isinstance(tracker, dict):
-        run = next((tracker[k] for k in ("run_id", "id", *TRACKER_KEYS) if tracker.get(k)), None)
-        name = tracker.get("name") or tracker.get("tracker")
-        return f"{name} {run}" if run and name else str(run) if run else None
-    run = next((detail[k] for k in TRACKER_KEYS if detail.get(k)), None)
-    name = detail.get("report_to") or (tracker if isinstance(tracker, str) else None)
-    name = ", ".join(name) if isinstance(name, list) else name
-    return f"{name} {run}" if run and name else str(run) if run else None
+    run = summary.tracker_run_id if summary is not None else None
+    if not run:
+        return None
+    name = summary.detail["tracker"].get("name")
+    return f"{name} {run}" if name else str(run)
 
 
 def _models(store: Store, infos: dict[str, _StageInfo]) -> list[ModelEntry]:
