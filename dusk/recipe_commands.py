@@ -184,10 +184,14 @@ def format_run(data: dict) -> str:
             loss = stage["training"]["final_loss"]
             lines.append(f"      training: {stage['training']['steps']} steps, final loss "
                          f"{'-' if loss is None else f'{loss:.4f}'}")  # fmt: skip
+        measure = bool((stage["settings"] or {}).get("columns"))  # a perplexity/heldout table: every cell counts
+        width = max((len(score["task"]) for score in stage["scores"]), default=0) if measure else 16
+        metric_width = max((len(score["metric"]) for score in stage["scores"]), default=0) if measure else 16
         for score in stage["scores"]:
-            if score["headline"] and not score["subject"]:
+            if measure or (score["headline"] and not score["subject"]):
                 value = format_estimate(Estimate(score["value"], score["stderr"]), decimals=4)
-                lines.append(f"      {score['task']:<16} {score['metric']:<16} {value}  (n={score['n']})")
+                label = f"{score['task']:<{width}} {score['metric']:<{metric_width}}"
+                lines.append(f"      {label} {value}  (n={score['n']})")
         if stage["error"]:
             lines.append(f"      error: {stage['error'].strip().splitlines()[-1]}")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from pathlib import Path
 from recipe_fixtures import real_data_dir
 
 from dusk.recipe import load_recipe
+from dusk.recipe_commands import format_run, run_results
 from dusk.report.data import build_report
 from dusk.report.write import write_report
 from dusk.runner import plan_text, run_recipe
@@ -61,6 +62,11 @@ def test_measure_stages_in_a_recipe_and_their_report(tmp_path: Path, monkeypatch
     assert [point[0] for point in curve] == [0, 1, 2] and all(point[2] > 0 for point in curve)
     assert (tmp_path / "report" / "heldout_curves.png").is_file()
     assert "| merged | merge | a merge of the parents' weights | [card](" in text
+    store = open_store(tmp_path / "run", must_exist=True)
+    printed = format_run(run_results(store, None))  # dusk results lists every cell of a measure table
+    lines = printed.splitlines()
+    assert any(line.split()[:2] == ["sft", "nll_diff"] and "±" in line for line in lines)
+    assert any(line.split()[:2] == ["sdpo", "step-2"] and "ultrafeedback:margin" in line for line in lines)
 
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
