@@ -164,3 +164,22 @@ def test_yaml_config_and_flags_merge(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"model": "m", "data": "d", "out": "o", "learning_rate": 1}))
     with pytest.raises(DuskError, match=r"unknown field\(s\) learning_rate; known fields: model, data"):
         config_from_args(SFTConfig, parser.parse_args(["--config", str(path)]))
+
+
+def test_a_checkpoint_of_an_older_dusk_resumes_when_new_fields_keep_their_defaults(
+    tiny_llama,
+    alpaca_pairs,  # noqa: F811
+    tmp_path,
+) -> None:
+    cfg = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "a", max_steps=2, save_every=1)
+    sft.run(cfg)
+    first, last = list_checkpoints(cfg.work_dir)
+    shutil.rmtree(last)  # as if killed after step 1's checkpoint
+    shutil.rmtree(cfg.out)
+    state = json.loads((first / "state.json").read_text())
+    del state["config"]["shard"], state["config"]["seed"]  # as written before `shard` and `seed` existed
+    (first / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DuskError, match=r"different config \(seed: checkpoint 0, now 5\)"):
+        sft.run(cfg.model_copy(update={"seed": 5, "resume": "latest"}))  # a new field set otherwise: not this run
+    sft.run(cfg.model_copy(update={"resume": "latest"}))  # the new fields at their defaults: the same run, resumed
+    assert [row["step"] for row in log_lines(cfg.work_dir / "log.jsonl")][-1] == 2 and cfg.out.is_dir()

@@ -109,10 +109,29 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def field_defaults() -> dict[str, Any]:
+    """Every training config field's default, as the JSON a checkpoint's config holds (fields with a default)."""
+    from dusk.train.config import DPOConfig, PretrainConfig, SDPOConfig, SFTConfig
+
+    defaults: dict[str, Any] = {}
+    for cls in (PretrainConfig, SFTConfig, DPOConfig, SDPOConfig):
+        dumped = cls.model_construct().model_dump(mode="json")  # model_construct fills defaults, checks nothing
+        defaults |= {name: dumped[name] for name, field in cls.model_fields.items() if not field.is_required()}
+    return defaults
+
+
+def with_new_fields(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written by an older dusk lacks the fields added since; each counts as its default then (a run at
+    a new field's default is the run the checkpoint continues; one that set the field differently is not)."""
+    defaults = field_defaults()
+    added = {name: defaults[name] for name in config if name not in saved and name in defaults}
+    return saved | added
+
+
 def check_same_config(path: Path, config: dict[str, Any]) -> list[str]:
     """Refuse to resume a checkpoint written under different settings, saying which ones differ; return the
     deliberate changes a resume accepts (`lr: checkpoint X, now Y`, the remedies of a run that diverged)."""
-    saved = read_state(path)["config"]
+    saved = with_new_fields(read_state(path)["config"], config)
     differences = config_differences(saved, config, RESUMABLE_FIELDS | ADJUSTABLE_ON_RESUME)
     if differences:
         adjustable = ", ".join(flag_name(name) for name in sorted(ADJUSTABLE_ON_RESUME))
