@@ -60,7 +60,8 @@ def test_wandb_offline_run_id_in_the_train_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("wandb")
-    monkeypatch.delenv("WANDB_MODE", raising=False)  # dusk's default: offline
+    monkeypatch.setenv("WANDB_MODE", "unset")  # recorded, so the offline mode dusk sets is undone after the test
+    monkeypatch.delenv("WANDB_MODE")  # dusk's default: offline
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = tiny_config(SFTConfig, tiny_llama, alpaca_pairs, tmp_path / "sft", max_steps=2, report_to="wandb")
     out = sft.run(cfg)
@@ -87,7 +88,8 @@ def test_recipe_stage_records_its_tracker_run_id_in_the_store(tmp_path: Path, mo
     from dusk.store import open_store, tracker_run_ids
 
     monkeypatch.setenv("DUSK_DATA_DIR", str(real_data_dir()))
-    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "unset")
+    monkeypatch.delenv("WANDB_MODE")  # dusk's default: offline
     monkeypatch.setenv("WANDB_SILENT", "true")
     (tmp_path / "tracked.yaml").write_text(RECIPE)
     summary = run_recipe(load_recipe(tmp_path / "tracked.yaml"), tmp_path / "run", show_progress=False)
