@@ -20,7 +20,7 @@ from dusk.stages.results import eval_result
 from dusk.store import open_store
 
 
-def write_results(eval_dir: Path) -> dict[str, float]:
+def write_results(eval_dir: Path, **settings: object) -> dict[str, float]:
     """An eval stage's output: results.json with the six H6 scores in the shape dusk eval writes."""
     scores = {b.task: 0.2 + i / 25 for i, b in enumerate(H6)}
     tasks = {
@@ -30,7 +30,7 @@ def write_results(eval_dir: Path) -> dict[str, float]:
     }
     groups = {"mmlu": {"metric": "acc", "value": scores["mmlu"], "stderr": 0.02, "n": 57}}
     eval_dir.mkdir(parents=True, exist_ok=True)
-    document = {"tasks": tasks, "groups": groups, "settings": {"mode": "harness", "limit": 50}}
+    document = {"tasks": tasks, "groups": groups, "settings": {"mode": "harness", "limit": 50, **settings}}
     (eval_dir / "results.json").write_text(json.dumps(document))
     return scores
 
@@ -68,10 +68,11 @@ def test_an_eval_stage_refreshes_the_card_of_the_model_the_run_wrote(run_dir: Pa
     assert ModelCard.load(model / "README.md").data.eval_results is None
     before = sha256_dir(model)
     eval_dir = run_dir / "artifacts" / "evals" / "dus"  # a for_each eval's nested stage name
-    scores = write_results(eval_dir)
+    scores = write_results(eval_dir, apply_chat_template=True, fewshot_as_multiturn=False, system_instruction=None)
     eval_result(eval_dir, SimpleNamespace(model=str(model)))
     assert model_index(model / "README.md") == {b.title: round(100 * scores[b.task], 2) for b in H6}
-    assert "## Evaluation (H6)" in (model / "README.md").read_text()
+    text = (model / "README.md").read_text()
+    assert "## Evaluation (H6)" in text and "(mode harness, limit 50, chat template (few-shot in one message))" in text
     assert sha256_dir(model) == before  # the model's identity did not change with its card
 
 

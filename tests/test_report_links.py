@@ -94,3 +94,21 @@ def test_a_tracker_run_id_shows_only_when_recorded(tmp_path: Path) -> None:
     for name in ("sft_b", "sft_c"):
         assert re.search(rf"{name}</a></td>(<td[^>]*>[^<]*</td>){{3}}<td class=\"text\">-</td>", text)
     store.close()
+
+
+def test_the_settings_line_says_how_prompts_were_rendered(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "run")
+    run_id = store.start_run("r", "r.yaml", "0" * 64, "", [], {}, str(tmp_path), "0.1.0")
+    chat = {"apply_chat_template": True, "fewshot_as_multiturn": True, "system_instruction": "Be brief."}
+    plain = {"apply_chat_template": False, "fewshot_as_multiturn": False, "system_instruction": None}
+    for name, prompts in (("evals/chat", chat), ("evals/plain", plain)):
+        store.stage_started(run_id, name, 0, "eval", f"key-{name}", "ran", {"model": "m"}, {})
+        settings = {"mode": "harness", "subset": "tiny", "limit": None, "dtype": "float32", **prompts}
+        artifact = Artifact(f"key-{name}", name, "eval", str(tmp_path), "0" * 64, None)
+        store.stage_completed(run_id, name, "ran", 1.0, artifact, StageResult(settings=settings))
+    lines = build_report(store, run_id).settings
+    assert lines == [
+        'mode harness, chat template (few-shot as turns), system instruction "Be brief.", subset tiny, dtype float32',
+        "mode harness, subset tiny, dtype float32",
+    ]
+    store.close()

@@ -145,8 +145,23 @@ def _results(results: dict) -> str:
     if len(scores) == 6:
         lines.append(f"| **H6 average** | | {100 * sum(v for _b, v in scores) / 6:.2f} |")
     settings = results.get("settings", {})
-    lines.append(f"\nScored by dusk eval (mode {settings.get('mode', '?')}, limit {settings.get('limit')}).")
+    how = f"mode {settings.get('mode', '?')}, limit {settings.get('limit')}{prompt_format(settings)}"
+    lines.append(f"\nScored by dusk eval ({how}).")
     return "\n".join(lines) + "\n"
+
+
+def prompt_format(settings: dict) -> str:
+    """How an evaluation's prompts were rendered, as a suffix for its settings line: `, chat template (few-shot as
+    turns), system instruction "..."`; empty for plain-text prompts (lm-eval's default)."""
+    text = ""
+    if settings.get("apply_chat_template"):
+        shots = "few-shot as turns" if settings.get("fewshot_as_multiturn") else "few-shot in one message"
+        text += f", chat template ({shots})"
+    instruction = settings.get("system_instruction")
+    if instruction is not None:
+        shown = instruction if len(instruction) <= 60 else instruction[:57] + "..."
+        text += f", system instruction {json.dumps(shown, ensure_ascii=False)}"
+    return text
 
 
 def _rebuild(again: Rebuild) -> str:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dusk.cards.body import prompt_format
 from dusk.eval.metrics import unweighted_stderr
 from dusk.h6 import H6
 from dusk.report.measures import MeasureTable, measure_tables
@@ -235,7 +236,7 @@ def _settings_lines(store: Store, infos: dict[str, _StageInfo]) -> list[str]:
             continue
         settings = store.settings(info.key) or {}
         subset = f"subset {settings['subset']}" if settings.get("subset") else f"limit {settings.get('limit') or 'all'}"
-        line = f"mode {settings.get('mode')}, {subset}, dtype {settings.get('dtype', '?')}"
+        line = f"mode {settings.get('mode')}{prompt_format(settings)}, {subset}, dtype {settings.get('dtype', '?')}"
         tasks = list(settings.get("tasks") or [])
         if tasks and tasks != ["h6"]:
             subjects = [t for t in tasks if t.startswith("mmlu_")]
