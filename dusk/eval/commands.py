@@ -1,4 +1,5 @@
-"""CLI for evaluation: `dusk eval MODEL --tasks h6 [--mode harness|leaderboard] [--limit N | --subset tiny] ...`.
+"""CLI for evaluation: `dusk eval MODEL --tasks h6 [--mode harness|leaderboard] [--limit N | --subset tiny]
+[--apply-chat-template [--no-fewshot-as-multiturn] [--system-instruction TEXT]] ...`.
 
 DUSK_DATA_DIR=../shared/data dusk eval smollm2-135m --tasks h6 --subset tiny
 """
@@ -51,5 +52,17 @@ def format_table(results: dict) -> str:
     settings = results["settings"]
     selection = f"subset {settings['subset']}" if settings["subset"] else f"limit {settings['limit'] or 'none'}"
     where = f"{settings['dtype']} on {settings.get('device', 'cpu')}"
-    lines.append(f"mode {settings['mode']}, {selection}, {where}, {settings['wall_seconds']} s")
+    mode = settings["mode"] + prompt_format(settings)
+    lines.append(f"mode {mode}, {selection}, {where}, {settings['wall_seconds']} s")
     return "\n".join(lines)
+
+
+def prompt_format(settings: dict) -> str:
+    """How the prompts were rendered, for the settings line: empty for plain prompts (and results written before
+    chat templates were recorded)."""
+    parts = []
+    if settings.get("apply_chat_template"):
+        parts.append("chat template, shots " + ("as turns" if settings.get("fewshot_as_multiturn") else "in one turn"))
+    if settings.get("system_instruction") is not None:
+        parts.append(f"system instruction {settings['system_instruction']!r}")
+    return "".join(f", {part}" for part in parts)
