@@ -13,6 +13,14 @@ wall time, peak RSS of each process, and it asserts identical predictions and ge
 log-likelihoods within 1e-5.
 
     DUSK_DATA_DIR=../shared/data .venv/bin/python bench/eval_vs_lm_eval.py --processes 2 --limit 10
+
+With `--subset tiny` it scores H6 on the subset's items instead (`--limit N`: the seeded N per task, MMLU N over all
+its subjects, as `dusk eval --subset tiny --limit N`; lm-eval gets the same doc ids through `samples`) and prints
+both tools' headline scores and H6 side by side. `--apply-chat-template`, `--no-fewshot-as-multiturn` and
+`--system-instruction TEXT` render the prompts through the model's chat template in both tools.
+
+    DUSK_DATA_DIR=../shared/data .venv/bin/python bench/eval_vs_lm_eval.py --subset tiny --limit 4 \
+        --apply-chat-template --max-gen-toks 256
 """
 
 import argparse
@@ -36,31 +44,53 @@ GROUPS = {
 
 
 def _limit(group: str, args: argparse.Namespace) -> int:
-    return args.gen_limit if group == "gsm8k" else args.limit
+    return args.gen_limit if group == "gsm8k" and not args.subset else args.limit
 
 
 def _groups(args: argparse.Namespace) -> dict[str, list[str]]:
+    if args.subset:  # H6: the MMLU subjects the subset's draw reaches
+        from dusk.eval.subsets import subset_ids
+        from dusk.eval.tasks import expand_tasks
+
+        subjects = [name for name in expand_tasks(["mmlu"]) if subset_ids(args.subset, name, args.limit)]
+        return {**GROUPS, "mmlu": subjects}
     return {**GROUPS, "mmlu": GROUPS["mmlu"][: args.subjects]}
+
+
+def _chat(args: argparse.Namespace):
+    from dusk.eval.chat import ChatFormat
+
+    multiturn = args.apply_chat_template if args.fewshot_as_multiturn is None else args.fewshot_as_multiturn
+    return ChatFormat(args.apply_chat_template, multiturn, args.system_instruction)
+
+
+def _headline(task: str) -> str:
+    from dusk.h6 import HEADLINE_METRIC
+
+    return "acc" if task.startswith("mmlu_") else HEADLINE_METRIC[task]
 
 
 def worker_dusk(args: argparse.Namespace) -> dict:
     from dusk.eval import harness
     from dusk.eval import run as eval_run
+    from dusk.eval.chat import ChatPrompts
     from dusk.models.io import resolve_model
 
     engine = eval_run.load_engine(resolve_model(args.model), "float32", args.batch_size)
-    times, predictions = {}, {}
+    prompts = ChatPrompts(_chat(args), engine.tokenizer)
+    times, predictions, scores = {}, {}, {}
     for group, tasks in _groups(args).items():
         start = time.perf_counter()
-        selection = harness.Selection(limit=_limit(group, args))
-        runs = harness.evaluate(engine, tasks, "harness", selection, args.max_gen_toks)
+        selection = harness.Selection(limit=_limit(group, args), subset=args.subset)
+        runs = harness.evaluate(engine, tasks, "harness", selection, args.max_gen_toks, prompts)
         times[group] = time.perf_counter() - start
         for run in runs:
             for item in run.items:
                 key = f"{run.task.name}/{item.doc_id}"
                 predictions[key] = item.results[0] if run.task.output == "generate" else item.extra["prediction"]
+                scores[key] = item.scores[_headline(run.task.name)]
     stats = engine.stats
-    return {"times": times, "predictions": predictions, "token_efficiency": stats.token_efficiency}
+    return {"times": times, "predictions": predictions, "scores": scores, "token_efficiency": stats.token_efficiency}
 
 
 def worker_lm_eval(args: argparse.Namespace) -> dict:
@@ -71,34 +101,61 @@ def worker_lm_eval(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # lm_eval_yaml lives with the parity tests
     from lm_eval_yaml import write_lm_eval_tasks
 
+    from dusk.eval.subsets import subset_ids
     from dusk.models.io import resolve_model
 
     lm = HFLM(pretrained=str(resolve_model(args.model)), batch_size=args.batch_size, dtype="float32", device="cpu")
-    times, predictions = {}, {}
+    chat = _chat(args)
+    times, predictions, scores = {}, {}, {}
     with tempfile.TemporaryDirectory() as yaml_dir:
         names = write_lm_eval_tasks(yaml_dir, [t for tasks in _groups(args).values() for t in tasks])
         manager = TaskManager(include_path=yaml_dir)
         for group, tasks in _groups(args).items():
             start = time.perf_counter()
+            chosen = {names[t]: subset_ids(args.subset, t, args.limit) for t in tasks} if args.subset else None
             out = simple_evaluate(
                 model=lm,
                 tasks=[names[t] for t in tasks],
                 task_manager=manager,
-                limit=_limit(group, args),
+                limit=None if args.subset else _limit(group, args),
+                samples=chosen,
                 log_samples=True,
                 gen_kwargs=f"max_gen_toks={args.max_gen_toks}",
+                apply_chat_template=chat.apply_chat_template,
+                fewshot_as_multiturn=chat.fewshot_as_multiturn,
+                system_instruction=chat.system_instruction,
             )
             times[group] = time.perf_counter() - start
             for task in tasks:
                 for sample in out["samples"][names[task]]:
                     if sample.get("filter") not in (None, "none", "strict-match"):
                         continue
+                    key = f"{task}/{sample['doc_id']}"
                     if task == "gsm8k":
-                        predictions[f"{task}/{sample['doc_id']}"] = sample["resps"][0][0]
+                        predictions[key] = sample["resps"][0][0]
                     else:
                         lls = [float(r[0][0]) for r in sample["resps"]]
-                        predictions[f"{task}/{sample['doc_id']}"] = lls.index(max(lls))
-    return {"times": times, "predictions": predictions}
+                        predictions[key] = lls.index(max(lls))
+                    scores[key] = float(sample[_headline(task)])
+    return {"times": times, "predictions": predictions, "scores": scores}
+
+
+def h6_table(dusk: dict, lm: dict) -> list[str]:
+    """Each H6 task's headline (MMLU: over all its items) and H6, for both tools, from their per-item scores."""
+    from dusk.h6 import H6_TASKS
+
+    lines = [f"{'task':<16}{'n':>4}{'dusk':>9}{'lm-eval':>9}"]
+    h6 = {"dusk": [], "lm-eval": []}
+    for task in H6_TASKS:
+        keys = [k for k in dusk["scores"] if k.split("/")[0] == task or (task == "mmlu" and k.startswith("mmlu_"))]
+        ours = sum(dusk["scores"][k] for k in keys) / len(keys)
+        theirs = sum(lm["scores"][k] for k in keys) / len(keys)
+        h6["dusk"].append(ours)
+        h6["lm-eval"].append(theirs)
+        lines.append(f"{task:<16}{len(keys):>4}{ours:>9.4f}{theirs:>9.4f}")
+    n = len(dusk["scores"])
+    lines.append(f"{'h6':<16}{n:>4}{sum(h6['dusk']) / 6:>9.4f}{sum(h6['lm-eval']) / 6:>9.4f}")
+    return lines
 
 
 def _spawn(tool: str, argv: list[str]) -> dict:
@@ -189,6 +246,10 @@ def main() -> None:
     parser.add_argument("--max-gen-toks", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--processes", type=int, default=1, help="compare dusk on N processes with one (no lm-eval)")
+    parser.add_argument("--subset", help="score H6 on a named subset (tiny); --limit N: a seeded N of it per task")
+    parser.add_argument("--apply-chat-template", action="store_true", help="prompts through the chat template")
+    parser.add_argument("--fewshot-as-multiturn", action=argparse.BooleanOptionalAction, help="shots as turns")
+    parser.add_argument("--system-instruction", help="a system message before the prompts")
     parser.add_argument("--worker", choices=["dusk", "lm-eval", "cli"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -216,6 +277,8 @@ def main() -> None:
     print(f"wall incl. load   dusk {dusk['wall']:.1f} s, lm-eval {lm['wall']:.1f} s, ratio {ratio:.2f}x")
     print(f"peak RSS          dusk {dusk['peak_rss_mb']:.0f} MB, lm-eval {lm['peak_rss_mb']:.0f} MB")
     print(f"token efficiency  {dusk['token_efficiency']:.3f}")
+    if args.subset:
+        print("\n".join(h6_table(dusk, lm)))
     keys = sorted(set(dusk["predictions"]) | set(lm["predictions"]))
     differ = [k for k in keys if dusk["predictions"].get(k) != lm["predictions"].get(k)]
     print(f"items {len(keys)}, differing predictions {len(differ)} {differ[:10]}")
