@@ -130,7 +130,9 @@ def worker_lm_eval(args: argparse.Namespace) -> dict:
                 for sample in out["samples"][names[task]]:
                     if sample.get("filter") not in (None, "none", "strict-match"):
                         continue
-                    key = f"{task}/{sample['doc_id']}"
+                    # with samples, lm-eval numbers the chosen docs 0..n-1 in split order
+                    doc_id = chosen[names[task]][sample["doc_id"]] if chosen else sample["doc_id"]
+                    key = f"{task}/{doc_id}"
                     if task == "gsm8k":
                         predictions[key] = sample["resps"][0][0]
                     else:
