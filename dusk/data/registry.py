@@ -10,7 +10,6 @@ normalized records (see dusk.data.formats); `load_raw` returns the original rows
 import logging
 import os
 import re
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -343,30 +342,6 @@ def hub_dataset(name_or_path: str | Path, split: str | None = None) -> HubDatase
     return HubDataset(match[1], match[2], match[3] or split or "train") if match else None
 
 
-@dataclass(frozen=True)
-class Stated:
-    """How to read one training data source when the user said so: its split and record kind (--data-kind)."""
-
-    split: str | None = None
-    kind: str | None = None
-
-
-# The stated split/kind of the data a training stage reads, by its --data value (set by dusk.train.stage).
-_STATED: ContextVar[tuple[str, Stated] | None] = ContextVar("dusk_data_stated", default=None)
-
-
-def state_reading(name: str | None, split: str | None = None, kind: str | None = None) -> None:
-    """From now on, read `name` with this split and record kind (the training stages' --split/--kind); the previous
-    statement is dropped. `state_reading(None)` drops it."""
-    _STATED.set((name, Stated(split, kind)) if name is not None and (split or kind) else None)
-
-
-def stated(name: str | Path) -> Stated:
-    """The split and kind stated for `name` (none stated: both None)."""
-    current = _STATED.get()
-    return current[1] if current is not None and current[0] == str(name) else Stated()
-
-
 def record_kinds() -> list[str]:
     """The names --data-kind takes: dusk's normalized layouts (text, instruction, preference), then the converters."""
     return [*KINDS, *(name for name in CONVERTERS if name not in KINDS)]
@@ -453,11 +428,12 @@ def _nonempty(rows: list[Row], where: str) -> list[Row]:
     return rows
 
 
-def load_raw(name_or_path: str | Path) -> list[Row]:
-    """The original rows of a named dataset or a file, unchanged (what decontamination filters and writes back)."""
+def load_raw(name_or_path: str | Path, split: str | None = None) -> list[Row]:
+    """The original rows of a named dataset or a file, unchanged (what decontamination filters and writes back);
+    `split`: a hub dataset id's split when the id names none (training's --split)."""
     if is_file_input(name_or_path):
         return _nonempty(read_rows(Path(name_or_path)), str(name_or_path))
-    spec = hub_dataset(name_or_path, stated(name_or_path).split)
+    spec = hub_dataset(name_or_path, split)
     if spec is not None:
         return _nonempty(_hub_dataset_rows(spec), str(name_or_path))
     info = get_info(str(name_or_path))
@@ -484,18 +460,28 @@ def _convert_rows(rows: list[Row], format_name: str | None, skip_invalid: bool) 
     return (kind_of(detected) if detected else "text"), records, skipped
 
 
-def convert_rows(rows: list[Row], name: str, skip_invalid: bool | None = None) -> tuple[str, list[dict], list[str]]:
-    """Convert raw rows of dataset/file `name`; registry sets skip their few invalid records, files are strict."""
+def convert_rows(
+    rows: list[Row], name: str, skip_invalid: bool | None = None, data_kind: str | None = None
+) -> tuple[str, list[dict], list[str]]:
+    """Convert raw rows of dataset/file `name`; registry sets skip their few invalid records, files are strict.
+    `data_kind`: how to read a file's or hub dataset's rows (training's --data-kind; default: detected)."""
     info = DATASETS.get(name)
     skip = info is not None if skip_invalid is None else skip_invalid
-    kind, records, skipped = _convert_rows(rows, info.format if info else stated(name).kind, skip)
+    kind, records, skipped = _convert_rows(rows, info.format if info else data_kind, skip)
     if skipped:
         log.warning("%s: skipped %d invalid record(s), first: %s", name, len(skipped), skipped[0])
     return kind, records, skipped
 
 
-def load_records(name_or_path: str | Path, kind: str | None = None, skip_invalid: bool | None = None) -> list[dict]:
-    """Normalized records (text / instruction / preference) of a named dataset or a file.
+def load_records(
+    name_or_path: str | Path,
+    kind: str | None = None,
+    skip_invalid: bool | None = None,
+    split: str | None = None,
+    data_kind: str | None = None,
+) -> list[dict]:
+    """Normalized records (text / instruction / preference) of a named dataset or a file; `split` and `data_kind` as
+    training's --split and --data-kind state them (see load_raw, convert_rows).
 
     With `kind`, the records must be of that kind; a preference set asked for as `instruction` yields its prompts with
     the chosen answers (SFT on preference data). Records that cannot be converted (a missing field, an empty
@@ -504,7 +490,7 @@ def load_records(name_or_path: str | Path, kind: str | None = None, skip_invalid
     """
     name = str(name_or_path)
     check_training_source(name)
-    found, records, _ = convert_rows(load_raw(name_or_path), name, skip_invalid)
+    found, records, _ = convert_rows(load_raw(name_or_path, split), name, skip_invalid, data_kind)
     if kind is None or kind == found:
         return records
     if kind == "instruction" and found == "preference":

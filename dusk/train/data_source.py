@@ -27,16 +27,24 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def load_records(data_arg: str, kind: Kind, template: str = "none", tokenizer=None) -> list[dict]:
-    """Records of `kind` from a dataset name, a file or a mixture YAML, prompts rendered with `template`."""
-    records = _normalized(data_arg, kind)
+def load_records(
+    data_arg: str,
+    kind: Kind,
+    template: str = "none",
+    tokenizer=None,
+    split: str | None = None,
+    data_kind: str | None = None,
+) -> list[dict]:
+    """Records of `kind` from a dataset name, a file or a mixture YAML, prompts rendered with `template`; `split` and
+    `data_kind` as --split and --data-kind state how to read a hub dataset or a file."""
+    records = _normalized(data_arg, kind, split, data_kind)
     records = [_checked(record, kind, data_arg, i) for i, record in enumerate(records)]
     if kind == "text" or template == "none":
         return records
     return [_rendered(record, kind, template, tokenizer) for record in records]
 
 
-def _normalized(data_arg: str, kind: Kind) -> list[dict]:
+def _normalized(data_arg: str, kind: Kind, split: str | None = None, data_kind: str | None = None) -> list[dict]:
     """Records of a mixture YAML, a dataset name or a file, through the data layer (dusk.data)."""
     from dusk.data.mixture import build, load_mixture
     from dusk.data.registry import load_records as registry_records
@@ -44,7 +52,7 @@ def _normalized(data_arg: str, kind: Kind) -> list[dict]:
     if Path(data_arg).expanduser().suffix in (".yaml", ".yml"):
         records, _stats = build(load_mixture(Path(data_arg).expanduser()).model_copy(update={"kind": kind}))
         return records
-    return registry_records(data_arg, kind=kind)
+    return registry_records(data_arg, kind=kind, split=split, data_kind=data_kind)
 
 
 def _rendered(record: dict, kind: Kind, template: str, tokenizer) -> dict:

@@ -203,7 +203,7 @@ def attach_reference(examples: list[Example], logps: torch.Tensor) -> None:
 
 def examples_for(cfg: DPOConfig, tokenizer) -> tuple[list[Example], list[Example]]:
     """(train, held-out) tokenized pairs."""
-    records = load_records(cfg.data, "preference", cfg.template, tokenizer)
+    records = load_records(cfg.data, "preference", cfg.template, tokenizer, cfg.split, cfg.data_kind)
     examples = tokenize_preferences(records, tokenizer, cfg.seq_len)
     require_examples(examples, "dpo", len(records), 0, "no records")
     train_ex, eval_ex = split_heldout(examples, cfg)

@@ -52,7 +52,7 @@ def pack_texts(texts: list[str], tokenizer, seq_len: int, needed: int | None) ->
 
 def examples_for(cfg: PretrainConfig, tokenizer) -> tuple[list[Example], list[Example]]:
     """(train, held-out) sequences for the run."""
-    records = load_records(cfg.data, "text")
+    records = load_records(cfg.data, "text", split=cfg.split, data_kind=cfg.data_kind)
     steps_need = cfg.max_steps * cfg.batch_size * cfg.grad_accum * world_size()
     needed = (cfg.max_examples or steps_need) + (0 if cfg.eval_data else cfg.eval_size)
     sequences = pack_texts([r["text"] for r in records], tokenizer, cfg.seq_len, needed)

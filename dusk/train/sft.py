@@ -38,7 +38,7 @@ def tokenize_pairs(records: list[dict], tokenizer, seq_len: int) -> tuple[list[E
 
 def examples_for(cfg: SFTConfig, tokenizer) -> tuple[list[Example], list[Example]]:
     """(train, held-out) examples; packed after the split when --packing, so held-out examples stay whole."""
-    records = load_records(cfg.data, "instruction", cfg.template, tokenizer)
+    records = load_records(cfg.data, "instruction", cfg.template, tokenizer, cfg.split, cfg.data_kind)
     examples, dropped = tokenize_pairs(records, tokenizer, cfg.seq_len)
     require_examples(examples, "sft", len(records), dropped, f"prompt of --seq-len {cfg.seq_len} tokens or more")
     train_ex, eval_ex = split_heldout(examples, cfg)

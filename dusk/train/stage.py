@@ -15,7 +15,6 @@ import torch
 
 from dusk.atomic import check_output_dir, check_writable_parent
 from dusk.cards.card import write_card
-from dusk.data.registry import state_reading
 from dusk.errors import DuskError
 from dusk.models.io import load_tokenizer, resolve_model
 from dusk.train import checkpoint, sharding
@@ -107,7 +106,6 @@ def check_outputs(cfg: TrainConfig) -> None:
     """Before any work: the output may be written (absent, or --force), its directory and the work directory
     (checkpoints, step log) are writable, and a --resume names a checkpoint this run can continue."""
     check_output_dir(cfg.out, cfg.force)
-    state_reading(cfg.data, cfg.split, cfg.data_kind)  # --split/--data-kind: how the data layer reads --data here
     check_writable_parent(cfg.out)
     check_writable_parent(cfg.work_dir / "log.jsonl")
     if cfg.resume is not None:  # a checkpoint to resume from, written by as many processes, under the same settings
@@ -123,10 +121,7 @@ def run_next_token_stage(cfg: TrainConfig, stage: str, examples_for: ExamplesFor
     check_seq_len(model_dir, cfg.seq_len)
     check_lora_targets(model_dir, cfg)
     tokenizer = load_tokenizer(model_dir)
-    try:
-        train_ex, eval_ex = examples_for(cfg, tokenizer)
-    finally:  # --split/--data-kind apply to this stage's loading only, even when it fails
-        state_reading(None)
+    train_ex, eval_ex = examples_for(cfg, tokenizer)
     log.info(
         "%s: %d training sequences of up to %d tokens, %d held out", stage, len(train_ex), cfg.seq_len, len(eval_ex)
     )
@@ -142,7 +137,6 @@ def finish(
     """Write the trained model and its training record (main process only); every process returns the path.
 
     A sharded model is first gathered into one plain model on rank 0 (collective; the other ranks free theirs)."""
-    state_reading(None)  # the stage's --split/--kind end with its data loading
     if sharding.is_sharded(lm):
         state = sharding.full_state_on_rank0(lm)
         lm, peft_model = plain_from_state(source_dir, cfg, state) if is_main_process() else (None, None)
