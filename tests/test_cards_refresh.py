@@ -147,3 +147,21 @@ def test_the_tiny_recipes_evaluated_models_carry_their_scores(tiny_run: TinyRun)
     pretrain = store.artifact(stages["pretrain"]["cache_key"])  # not evaluated: its card has no scores
     assert ModelCard.load(Path(pretrain.path) / "README.md").data.eval_results is None
     store.close()
+
+
+def test_a_rewritten_card_leaves_a_later_runs_cache_key_as_it_was(run_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from dusk.recipe import load_recipe
+    from dusk.runner import run_recipe
+
+    model = run_dir / "artifacts" / "dus"  # a dusk model that another recipe takes by path
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"stages": {"again": {"kind": "upscale", "model": str(model), "drop": 1}}}))
+    other = tmp_path / "other-run"
+    assert run_recipe(load_recipe(recipe), other, show_progress=False).states == {"again": "ran"}
+    eval_dir = run_dir / "artifacts" / "eval"
+    write_results(eval_dir)
+    eval_result(eval_dir, SimpleNamespace(model=str(model)))  # the card and dusk_card_results.json change
+    assert model_index(model / "README.md")
+    assert run_recipe(load_recipe(recipe), other, show_progress=False).states == {"again": "cached"}
