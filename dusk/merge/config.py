@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from dusk.errors import DuskError
+from dusk.models.shard_size import ShardSize
+from dusk.models.upscale_config import SliceSource
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +46,17 @@ class ModelEntry(BaseModel):
     parameters: Parameters | None = Field(None, description="per-model parameters")
 
 
-class SliceSource(ModelEntry):
-    """One model's half-open layer range [start, end) inside an output slice."""
+class MergeSliceSource(SliceSource):
+    """A slice source (one model's half-open layer range, as DUS stacks them) with its own merge parameters."""
 
-    layer_range: tuple[int, int] = Field(description="half-open range [start, end) of layer indices")
+    parameters: Parameters | None = Field(None, description="per-model parameters")
 
 
 class OutputSlice(BaseModel):
     """A block of output layers: the sources' layer ranges (all of one length) merged layer by layer."""
 
     model_config = ConfigDict(extra="forbid")
-    sources: list[SliceSource] = Field(min_length=1, description="models and layer ranges merged into this block")
+    sources: list[MergeSliceSource] = Field(min_length=1, description="models and layer ranges merged into this block")
     base_model: str | None = Field(None, description="base model for this slice (default: the global one)")
     parameters: Parameters | None = Field(None, description="parameters for this slice")
 
@@ -73,16 +75,8 @@ class MergeConfig(BaseModel):
     tokenizer_source: str | None = Field(None, description="whose tokenizer to copy: base or a model (default base)")
     out: Path = Field(description="output model directory (created atomically)")
     force: bool = Field(False, description="replace an existing output directory")
-    shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
+    shard_size: ShardSize = Field("2GiB", description="maximum size of one safetensors shard")
     seed: int = Field(0, ge=0, lt=2**32, description="random seed of DARE/DELLA drops (same seed, same output)")
-
-    @field_validator("shard_size")
-    @classmethod
-    def _shard_size(cls, value: str) -> str:
-        from dusk.models.safetensors_io import shard_bytes
-
-        shard_bytes(value)
-        return value
 
     @model_validator(mode="after")
     def _check(self) -> "MergeConfig":

@@ -1,4 +1,5 @@
-"""Streaming merge I/O: open input models lazily, read one tensor per input at a time, write sharded safetensors.
+"""Streaming merge I/O: read one tensor per input at a time, write sharded safetensors (the inputs are opened, headers
+only, by `dusk.models.stacking.open_models`, which Depth Up-Scaling shares).
 
 Nothing holds a whole model: for each output tensor the inputs' tensors are read from their safetensors files
 (seek and read), merged, and written straight into the output shard file, so peak memory is a few tensors
@@ -8,50 +9,21 @@ Nothing holds a whole model: for each output tensor the inputs' tensors are read
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from dusk.errors import DuskError
 from dusk.merge.config import MergeConfig
-from dusk.models.architecture import (
-    STRUCTURAL_KEYS,
-    LayerLayout,
-    layer_layout,
-    per_layer_config_keys,
-    read_model_config,
-    without_remote_code,
-)
-from dusk.models.io import copy_side_files, resolve_model
-from dusk.models.safetensors_io import ModelTensors, TensorSpec, shard_bytes, write_sharded
+from dusk.models.architecture import STRUCTURAL_KEYS
+from dusk.models.io import copy_side_files
+from dusk.models.safetensors_io import TensorSpec, shard_bytes, write_sharded
+from dusk.models.stacking import InputModel, stacked_config
 
 ROW_BLOCK_BYTES = 32 * 1024**2  # elementwise methods merge row blocks of about this many bytes per input
 # Tensors an input may lack because its weights are tied to another (mergekit's `optional` weights with
 # `tied_names`, e.g. a tied lm_head): the tied tensor stands in for it, and the output has it if any input does.
 TIED = {"lm_head.weight": "model.embed_tokens.weight"}
-
-
-@dataclass(frozen=True)
-class InputModel:
-    """One input model: its argument as written in the config, directory, config.json, tensors and layer layout."""
-
-    arg: str
-    directory: Path
-    config: dict
-    tensors: ModelTensors
-    layout: LayerLayout
-
-
-def open_models(args: list[str]) -> dict[str, InputModel]:
-    """Resolve and open each distinct model argument (headers only; no weights are read)."""
-    models: dict[str, InputModel] = {}
-    for arg in args:
-        if arg not in models:
-            directory = resolve_model(arg)
-            config, tensors = read_model_config(directory), ModelTensors(directory)
-            models[arg] = InputModel(arg, directory, config, tensors, layer_layout(config, tensors.names(), arg))
-    return models
 
 
 def _vocab_rows(model: InputModel) -> tuple[str, int] | None:
@@ -125,19 +97,13 @@ def output_config(
     cfg: MergeConfig,
     untied: bool = False,
 ) -> dict:
-    """The output config.json: the base's (or first model's), with the layer count and per-layer lists updated, and
-    `tie_word_embeddings` false when the output has its own lm_head (a tied base merged with an untied model: a
-    tied config would make transformers drop the merged lm_head and reuse the embeddings)."""
-    config = {key: value for key, value in reference.items() if key != "quantization_config"}
+    """The output config.json: the base's (or first model's) stacked (`stacked_config`), and `tie_word_embeddings`
+    false when the output has its own lm_head (a tied base merged with an untied model: a tied config would make
+    transformers drop the merged lm_head and reuse the embeddings)."""
+    where = str(cfg.base_model or layer_sources[0][0])
+    config = stacked_config(reference, layer_sources, layer_configs, cfg.out_dtype or cfg.dtype, where)
     if untied and config.get("tie_word_embeddings"):
         config["tie_word_embeddings"] = False
-    config = without_remote_code(config, str(cfg.base_model or layer_sources[0][0]))
-    for key in per_layer_config_keys(reference):
-        config[key] = [source[key][layer] for source, (_m, layer) in zip(layer_configs, layer_sources, strict=True)]
-    config["num_hidden_layers"] = len(layer_sources)
-    if cfg.out_dtype or cfg.dtype:
-        config["dtype"] = cfg.out_dtype or cfg.dtype
-        config.pop("torch_dtype", None)
     return config
 
 

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from dusk.errors import DuskError
-from dusk.merge.config import MergeConfig, OutputSlice, Parameters, SliceSource, evaluate_setting
-from dusk.merge.io import TIED, InputModel, check_same_architecture, open_models, output_config, shared_names, stand_in
+from dusk.merge.config import MergeConfig, MergeSliceSource, OutputSlice, Parameters, evaluate_setting
+from dusk.merge.io import TIED, check_same_architecture, output_config, shared_names, stand_in
 from dusk.merge.methods import REQUIRED, MergeMethod, get_method
 from dusk.models.io import torch_dtype
 from dusk.models.safetensors_io import SAFETENSORS_DTYPES, TORCH_DTYPES, TensorSpec
+from dusk.models.stacking import InputModel, check_layer_range, open_models, stacked_layers
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def normalized_slices(cfg: MergeConfig, models: dict[str, InputModel]) -> list[O
     if cfg.base_model and all(entry.model != cfg.base_model for entry in entries):
         entries.append(type(entries[0])(model=cfg.base_model))
     sources = [
-        SliceSource(model=e.model, parameters=e.parameters, layer_range=(0, models[e.model].layout.num_layers))
+        MergeSliceSource(model=e.model, parameters=e.parameters, layer_range=(0, models[e.model].layout.num_layers))
         for e in entries
     ]
     return [OutputSlice(sources=sources)]
@@ -62,10 +63,8 @@ def _check_slice(item: OutputSlice, index: int, models: dict[str, InputModel], m
     lengths = set()
     for source in item.sources:
         start, end = source.layer_range
-        n = models[source.model].layout.num_layers
         where = f"slices[{index}] ({source.model}, layer_range [{start}, {end}))"
-        if not 0 <= start < end <= n:
-            raise DuskError(f"{where}: not a non-empty range inside the model's {n} layers (0 <= start < end <= {n})")
+        check_layer_range(where, (start, end), models[source.model].layout.num_layers)
         lengths.add(end - start)
     if len(lengths) != 1:
         raise DuskError(f"slices[{index}]: all sources must span the same number of layers, got {sorted(lengths)}")
@@ -238,14 +237,14 @@ def plan_merge(cfg: MergeConfig) -> MergePlan:
     ctx = (cfg, method, models)
     lengths = [_check_slice(item, index, models, method) for index, item in enumerate(slices)]
     jobs = _shared_jobs(slices[0], 0, ctx, pre=True)
-    layer_sources: list[tuple[str, int]] = []
+    layer_sources = stacked_layers([(item.sources[0].model, item.sources[0].layer_range) for item in slices])
     out_layout = models[slices[0].sources[0].model].layout
+    out_layer = -1
     for index, (item, length) in enumerate(zip(slices, lengths, strict=True)):
         base = _base_index(item, cfg, method, index)
         for offset in range(length):
             t = offset / (length - 1) if length > 1 else 1.0
-            out_layer = len(layer_sources)
-            layer_sources.append((item.sources[0].model, item.sources[0].layer_range[0] + offset))
+            out_layer += 1
             for suffix in out_layout.suffixes:
                 inputs = [
                     (s.model, models[s.model].layout.name(s.layer_range[0] + offset, suffix)) for s in item.sources

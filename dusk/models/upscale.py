@@ -24,13 +24,9 @@ from dusk.cards import write_card
 from dusk.config_flags import build_config
 from dusk.errors import DuskError
 from dusk.models.architecture import (
-    LayerLayout,
     check_compatible,
-    layer_layout,
-    per_layer_config_keys,
     read_model_config,
     residual_writers,
-    without_remote_code,
 )
 from dusk.models.dus_blend import blend_layers, check_blend
 from dusk.models.dus_expand import check_expand, expand_layers
@@ -39,13 +35,13 @@ from dusk.models.io import copy_side_files, resolve_model
 from dusk.models.safetensors_io import (
     SAFETENSORS_DTYPES,
     TORCH_DTYPES,
-    ModelTensors,
     TensorSpec,
     check_finite,
     check_output_not_input,
     shard_bytes,
     write_sharded,
 )
+from dusk.models.stacking import InputModel, check_layer_range, open_models, stacked_config, stacked_layers
 from dusk.models.upscale_config import OutputDtype, Slice, SliceSource, UpscaleConfig
 
 log = logging.getLogger(__name__)
@@ -138,60 +134,31 @@ def load_slices_file(path: Path, out: Path, force: bool = False, shard_size: str
 
 
 @dataclass(frozen=True)
-class _Source:
-    arg: str
-    directory: Path
-    config: dict
-    tensors: ModelTensors
-    layout: LayerLayout
-
-
-@dataclass(frozen=True)
 class UpscalePlan:
-    """Each output tensor's source (model directory, tensor name), in write order, and the output config."""
+    """Each output tensor's source (model, tensor name), in write order, and the output config."""
 
-    tensors: list[tuple[TensorSpec, _Source, str]]
+    tensors: list[tuple[TensorSpec, InputModel, str]]
     config: dict
     layer_sources: list[tuple[str, int]]  # per output layer: (model argument, source layer index)
-    mixes: dict[str, tuple[tuple[float, _Source, str], ...]]  # output tensors that are not plain copies
+    mixes: dict[str, tuple[tuple[float, InputModel, str], ...]]  # output tensors that are not plain copies
     provenance: dict  # what dusk_upscale.json adds for --expand / --blend
-
-
-def _open_sources(slices: list[Slice]) -> dict[str, _Source]:
-    sources: dict[str, _Source] = {}
-    for item in slices:
-        arg = item.source.model
-        if arg not in sources:
-            directory = resolve_model(arg)
-            config, tensors = read_model_config(directory), ModelTensors(directory)
-            sources[arg] = _Source(arg, directory, config, tensors, layer_layout(config, tensors.names(), arg))
-    return sources
-
-
-def _check_range(source: _Source, start: int, end: int, index: int) -> None:
-    n = source.layout.num_layers
-    where = f"slice {index} ({source.arg}, layer_range [{start}, {end}))"
-    if start > end:
-        raise DuskError(f"{where}: reversed range, start must be below end")
-    if start == end:
-        raise DuskError(f"{where}: empty range")
-    if start < 0 or end > n:
-        raise DuskError(f"{where}: out of range for a model with {n} layers (valid: 0 <= start < end <= {n})")
 
 
 def plan_upscale(
     slices: list[Slice], dtype: str | None = None, expand: str | None = None, blend: int | None = None
 ) -> UpscalePlan:
     """Map every output tensor to its source tensor(s) and build the output config."""
-    sources = _open_sources(slices)
+    sources = open_models([item.source.model for item in slices])
     base = sources[slices[0].source.model]
-    layers: list[OutputLayer] = []
     for index, item in enumerate(slices):
         source = sources[item.source.model]
         check_compatible(base.config, source.config, base.arg, source.arg)
         start, end = item.source.layer_range
-        _check_range(source, start, end, index)
-        layers += [OutputLayer.copy(source.arg, layer) for layer in range(start, end)]
+        check_layer_range(
+            f"slice {index} ({source.arg}, layer_range [{start}, {end}))", (start, end), source.layout.num_layers
+        )
+    ranges = [(item.source.model, item.source.layer_range) for item in slices]
+    layers = [OutputLayer.copy(model, layer) for model, layer in stacked_layers(ranges)]
     layers, provenance = _transform(layers, slices, base, expand, blend)
     cast = SAFETENSORS_DTYPES[_torch_dtype(dtype)] if dtype else None
     tensors, mixes = [], {}
@@ -208,12 +175,12 @@ def plan_upscale(
                 terms = () if layer.is_zeroed(suffix) else layer.terms
                 mixes[spec.name] = tuple((w, sources[m], sources[m].layout.name(i, suffix)) for w, m, i in terms)
     layer_sources = [layer.source for layer in layers]
-    config = _output_config(base.config, layer_sources, dtype, base.arg)
+    config = stacked_config(base.config, layer_sources, [base.config] * len(layer_sources), dtype, base.arg)
     return UpscalePlan(tensors, config, layer_sources, mixes, provenance)
 
 
 def _transform(
-    layers: list[OutputLayer], slices: list[Slice], base: _Source, expand: str | None, blend: int | None
+    layers: list[OutputLayer], slices: list[Slice], base: InputModel, expand: str | None, blend: int | None
 ) -> tuple[list[OutputLayer], dict]:
     """Apply --blend (on the two slices) and then --expand (on the stack); return the layers and their provenance."""
     provenance: dict = {}
@@ -245,16 +212,6 @@ def _torch_dtype(name: str):
 def _spec(source: TensorSpec, out_name: str, cast: str | None) -> TensorSpec:
     floating = source.dtype in ("F32", "F16", "BF16", "F64")
     return TensorSpec(out_name, cast if cast and floating else source.dtype, source.shape)
-
-
-def _output_config(base: dict, layer_sources: list[tuple[str, int]], dtype: str | None, where: str) -> dict:
-    config = without_remote_code({key: value for key, value in base.items() if key != "quantization_config"}, where)
-    for key in per_layer_config_keys(base):
-        config[key] = [base[key][layer] for _arg, layer in layer_sources]
-    config["num_hidden_layers"] = len(layer_sources)
-    if dtype:
-        config["dtype"] = dtype
-    return config
 
 
 def run(cfg: UpscaleConfig) -> Path:
@@ -312,7 +269,7 @@ def _method(cfg: UpscaleConfig) -> str:
     return "expand" if cfg.expand else "dus-blend" if cfg.blend else "dus"
 
 
-def _mix(spec: TensorSpec, terms: tuple[tuple[float, _Source, str], ...]):
+def _mix(spec: TensorSpec, terms: tuple[tuple[float, InputModel, str], ...]):
     """sum(weight * source tensor) in float32 (zeros for no terms), stored in the output tensor's dtype."""
     import torch
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from dusk.errors import DuskError
+from dusk.models.shard_size import ShardSize
 from dusk.yaml_file import read_yaml
 
 OutputDtype = Literal["float32", "bfloat16", "float16"]
@@ -91,7 +92,7 @@ class UpscaleConfig(BaseModel):
     out: Path = Field(description="output model directory, created atomically (with scan: the JSON file)")
     force: bool = Field(False, description="replace an existing output")
     dtype: OutputDtype | None = Field(None, description="cast weights to this dtype (default: keep, bit for bit)")
-    shard_size: str = Field("2GiB", description="maximum size of one safetensors shard")
+    shard_size: ShardSize = Field("2GiB", description="maximum size of one safetensors shard")
     _record: dict = PrivateAttr(default_factory=dict)  # the scan and its choice, for dusk_upscale.json
 
     @property
@@ -114,14 +115,6 @@ class UpscaleConfig(BaseModel):
         if isinstance(value, int) and value < 0:
             where = _drop_range(info.data.get("model"))
             raise ValueError(f"--drop {value}: must be {where}greater than or equal to 0, or auto")
-        return value
-
-    @field_validator("shard_size")
-    @classmethod
-    def _shard_size(cls, value: str) -> str:
-        from dusk.models.safetensors_io import shard_bytes
-
-        shard_bytes(value)
         return value
 
     @model_validator(mode="after")
