@@ -18,6 +18,7 @@ from dusk.errors import DuskError
 from dusk.h6 import H6_TASKS
 
 RESULTS = "results.json"
+H6_FAMILIES = frozenset(task.split("_")[0] for task in H6_TASKS)  # arc, hellaswag, mmlu, truthfulqa, ...
 SAMPLES_NAME = re.compile(r"samples_(?P<task>[A-Za-z0-9_]+)\.jsonl")
 
 
@@ -39,21 +40,18 @@ def check_out_dir(out: Path) -> None:
         raise DuskError(f"--out {out}: directory is not writable")
 
 
-def dusk_task_names() -> set[str]:
-    """Every task name a samples file of `dusk eval` or `dusk contamination` can carry (contamination names its
-    samples after the H6 task names, which the eval registry holds)."""
-    from dusk.eval.tasks.registry import TASKS
-
-    return set(TASKS) | set(H6_TASKS)
+def is_dusk_task(task: str) -> bool:
+    """Whether a samples file's task is one `dusk eval` or `dusk contamination` writes: an H6 task or another of its
+    family (arc_easy, mmlu_<subject>). Told from the H6 list alone, so this module needs nothing of eval's."""
+    return task in H6_TASKS or task.split("_")[0] in H6_FAMILIES
 
 
 def stale_samples(out: Path, keep: set[str]) -> list[Path]:
     """The samples files in `out` that dusk wrote for a task (`samples_<task>.jsonl`) and that are not in `keep`."""
-    known = dusk_task_names()
     stale = []
     for path in sorted(Path(out).glob("samples_*.jsonl")):
         match = SAMPLES_NAME.fullmatch(path.name)
-        if match and match["task"] in known and path.name not in keep and path.is_file() and not path.is_symlink():
+        if match and is_dusk_task(match["task"]) and path.name not in keep and path.is_file() and not path.is_symlink():
             stale.append(path)
     return stale
 
