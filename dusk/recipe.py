@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dusk.errors import DuskError
 from dusk.launch import EVALUATION_KINDS, Launch, parse_launch, takes_launch
 from dusk.recipe_checks import (
@@ -34,14 +32,12 @@ from dusk.recipe_checks import (
     check_ref_kinds,
     check_stage_name,
 )
-from dusk.stages import RUNNER_FIELDS, coerce, dump_fields, field_specs, get_kind, validate
+from dusk.recipe_overrides import Override, apply_override, check_override_targets, parse_overrides
+from dusk.recipe_report import ReportTable, build_report, check_keys, mapping
+from dusk.stages import dump_fields, field_specs, get_kind, validate
 from dusk.yaml_file import read_yaml_text
 
 TOP_KEYS = ("name", "description", "defaults", "budget", "budgets", "launch", "stages", "report")
-WIRING_KEYS = ("kind", "from", "inputs", "for_each")
-REPORT_KEYS = ("title", "tables")
-TABLE_KEYS = ("name", "caption", "rows", "eval")
-ROW_KEYS = ("stage", "label", "type")
 
 
 @dataclass(frozen=True)
@@ -74,21 +70,6 @@ class Stage:
     @property
     def depends(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name for names in self.refs.values() for name in names))
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    stage: str  # a model stage (its eval supplies the numbers) or an eval stage
-    label: str  # what the table prints in the model column
-    type: str | None = None  # Pretrained / Instruction-tuned / Alignment-tuned / Merged; inferred when None
-
-
-@dataclass(frozen=True)
-class ReportTable:
-    name: str
-    caption: str
-    rows: tuple[ReportRow, ...]
-    eval: str | None = None  # which eval stage (or for_each template) provides the numbers when several do
 
 
 @dataclass(frozen=True)
@@ -125,62 +106,6 @@ def read_recipe_yaml(path: Path) -> tuple[dict, str]:
     return data, text
 
 
-def _check_keys(found: dict, allowed: tuple[str, ...], where: str) -> None:
-    unknown = [key for key in found if key not in allowed]
-    if unknown:
-        raise DuskError(f"{where}: unknown key {unknown[0]!r}; expected one of: {', '.join(allowed)}")
-
-
-def _mapping(value: Any, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise DuskError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-# overrides --------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Override:
-    stage: str
-    field: str
-    text: str
-
-
-def parse_overrides(items: list[str] | tuple[str, ...]) -> tuple[str | None, list[Override]]:
-    """`budget=NAME` and `STAGE.FIELD=VALUE` items -> (budget, overrides)."""
-    budget, overrides = None, []
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise DuskError(f"override {item!r}: expected STAGE.FIELD=VALUE (or budget=NAME)")
-        if key == "budget":
-            budget = text
-            continue
-        stage, dot, name = key.rpartition(".")
-        if not dot or not stage or not name:
-            raise DuskError(f"override {item!r}: expected STAGE.FIELD=VALUE, e.g. sft_v1.lr=1e-5 (or budget=NAME)")
-        overrides.append(Override(stage, name, text))
-    return budget, overrides
-
-
-def _apply_override(fields: dict, kind_name: str, override: Override, where: str) -> None:
-    kind = get_kind(kind_name)
-    specs = field_specs(kind)
-    if override.field in ("from", "for_each", "inputs", "launch"):
-        fields[override.field] = yaml.safe_load(override.text)
-    elif override.field == "kind":
-        raise DuskError(f"override {where}.kind: a stage's kind cannot be overridden")
-    elif override.field not in specs:
-        owned = " (set by the runner)" if override.field in RUNNER_FIELDS else ""
-        raise DuskError(
-            f"override {where}.{override.field}: stage {where} ({kind_name}) has no field {override.field!r}{owned}; "
-            f"valid fields: {', '.join(specs)}"
-        )
-    else:
-        fields[override.field] = coerce(kind, override.field, override.text, f"override {where}.{override.field}")
-
-
 # stages -----------------------------------------------------------------------------------------------------------
 def _layered(name: str, raw: dict, data: dict, budget: dict) -> dict:
     """The stage's raw values: kind defaults < its own < the budget's kind entry < the budget's stage entry."""
@@ -188,12 +113,12 @@ def _layered(name: str, raw: dict, data: dict, budget: dict) -> dict:
     if not isinstance(kind, str):
         raise DuskError(f"stage {name}: missing `kind:`")
     get_kind(kind)  # unknown kinds list the known ones
-    defaults = _mapping(_mapping(data.get("defaults"), "defaults").get(kind), f"defaults.{kind}")
+    defaults = mapping(mapping(data.get("defaults"), "defaults").get(kind), f"defaults.{kind}")
     return {
         **defaults,
         **raw,
-        **_mapping(budget.get(kind), f"budget entry {kind}"),
-        **_mapping(budget.get(name), f"budget entry {name}"),
+        **mapping(budget.get(kind), f"budget entry {kind}"),
+        **mapping(budget.get(name), f"budget entry {name}"),
     }
 
 
@@ -217,7 +142,7 @@ def _resolve_refs(name: str, values: dict, all_names: set[str]) -> dict[str, tup
     """Which fields take which stages' artifacts: `from:`, `inputs:` and input fields whose values name a stage."""
     kind = get_kind(values["kind"])
     refs: dict[str, tuple[str, ...]] = {}
-    explicit = dict(_mapping(values.pop("inputs", None), f"stage {name}: inputs"))
+    explicit = dict(mapping(values.pop("inputs", None), f"stage {name}: inputs"))
     if "from" in values:
         explicit[(*kind.inputs, *kind.data_inputs)[0]] = values.pop("from")
     input_fields = (*kind.inputs, *kind.data_inputs)
@@ -266,36 +191,29 @@ def build_stages(
     data: dict, budget_name: str | None, overrides: list[Override], launch: dict[str, Any] | None = None
 ) -> dict[str, Stage]:
     """The recipe's stages, validated and in dependency order; `launch` holds the recipe-wide launch values."""
-    raw_stages = _mapping(data.get("stages"), "stages")
+    raw_stages = mapping(data.get("stages"), "stages")
     if not raw_stages:
         raise DuskError("recipe has no stages; add a `stages:` mapping of NAME: {kind: ..., ...}")
-    budgets = _mapping(data.get("budgets"), "budgets")
+    budgets = mapping(data.get("budgets"), "budgets")
     budget_name = budget_name or data.get("budget")
     if budget_name is not None and budget_name not in budgets:
         raise DuskError(f"budget {budget_name!r} is not defined; budgets: {', '.join(budgets) or 'none'}")
-    budget = _mapping(budgets.get(budget_name), f"budgets.{budget_name}") if budget_name else {}
+    budget = mapping(budgets.get(budget_name), f"budgets.{budget_name}") if budget_name else {}
     expanded: dict[str, tuple[dict, str | None]] = {}
     for name, raw in raw_stages.items():
         check_stage_name(name)
-        values = _layered(name, dict(_mapping(raw, f"stage {name}")), data, budget)
+        values = _layered(name, dict(mapping(raw, f"stage {name}")), data, budget)
         for override in overrides:
             if override.stage == name:
-                _apply_override(values, values["kind"], override, name)
+                apply_override(values, values["kind"], override, name)
         for instance, instance_values, template in _expand(name, values):
             expanded[instance] = (instance_values, template)
-    _check_override_targets(overrides, raw_stages, expanded)
+    check_override_targets(overrides, raw_stages, expanded)
     for override in overrides:
         if override.stage in expanded and override.stage not in raw_stages:
             values = expanded[override.stage][0]
-            _apply_override(values, values["kind"], override, override.stage)
+            apply_override(values, values["kind"], override, override.stage)
     return _validated(expanded, launch or {})
-
-
-def _check_override_targets(overrides: list[Override], raw_stages: dict, expanded: dict) -> None:
-    for override in overrides:
-        if override.stage not in raw_stages and override.stage not in expanded:
-            known = ", ".join([*raw_stages, *(n for n in expanded if n not in raw_stages)])
-            raise DuskError(f"override {override.stage}.{override.field}: no stage {override.stage!r}; stages: {known}")
 
 
 def _validated(expanded: dict[str, tuple[dict, str | None]], launch: dict[str, Any]) -> dict[str, Stage]:
@@ -342,41 +260,6 @@ def _stage_launch(name: str, kind: str, values: dict, base: dict[str, Any]) -> L
     return launch
 
 
-# report -----------------------------------------------------------------------------------------------------------
-def _row(item: Any, where: str) -> ReportRow:
-    if isinstance(item, str):
-        return ReportRow(item, item)
-    row = _mapping(item, where)
-    _check_keys(row, ROW_KEYS, where)
-    if "stage" not in row:
-        raise DuskError(f"{where}: a row needs `stage:`")
-    return ReportRow(row["stage"], str(row.get("label", row["stage"])), row.get("type"))
-
-
-def build_report(data: dict, stages: dict[str, Stage]) -> tuple[str, tuple[ReportTable, ...]]:
-    report = _mapping(data.get("report"), "report")
-    _check_keys(report, REPORT_KEYS, "report")
-    templates = {s.template for s in stages.values() if s.template}
-    tables = []
-    for index, raw in enumerate(report.get("tables") or []):
-        table = _mapping(raw, f"report.tables[{index}]")
-        _check_keys(table, TABLE_KEYS, f"report.tables[{index}]")
-        name = str(table.get("name", f"table{index + 1}"))
-        rows = tuple(_row(item, f"report table {name}, row {i + 1}") for i, item in enumerate(table.get("rows") or []))
-        if not rows:
-            raise DuskError(f"report table {name}: no rows; list the stages it compares under `rows:`")
-        for row in rows:
-            if row.stage not in stages:
-                raise DuskError(
-                    f"report table {name}: row {row.stage!r} is not a stage of this recipe; stages: {', '.join(stages)}"
-                )
-        evaluator = table.get("eval")
-        if evaluator is not None and evaluator not in stages and evaluator not in templates:
-            raise DuskError(f"report table {name}: eval {evaluator!r} is not an eval stage of this recipe")
-        tables.append(ReportTable(name, str(table.get("caption", name)), rows, evaluator))
-    return str(report.get("title", data.get("name", "dusk report"))), tuple(tables)
-
-
 def _stem_name(path: Path) -> str:
     """A recipe without `name:` is named after its file, cleaned to a plain name."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-") or "recipe"
@@ -405,7 +288,7 @@ def load_recipe(
     other launch flags); every error is raised here."""
     path = Path(path)
     data, text = read_recipe_yaml(path)
-    _check_keys(data, TOP_KEYS, str(path))
+    check_keys(data, TOP_KEYS, str(path))
     budget, parsed = parse_overrides(overrides)
     command_line = command_line_launch(launch or {})
     try:
