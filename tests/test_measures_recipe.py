@@ -80,8 +80,8 @@ def test_shipped_recipes_measure_each_effect(tmp_path: Path, monkeypatch) -> Non
     kinds = {name: stage.kind for name, stage in mini.stages.items()}
     assert [n for n, k in kinds.items() if k == "eval"] == ["base_eval", "final_eval"]
     assert mini.stages["ppl_dus"].refs["models"] == ("dus", "pretrain")
-    assert set(mini.stages["heldout_sft"].refs["models"]) == {"pretrain", "sft_general", "sft_math", "sft_merged"}
-    assert mini.stages["heldout_dpo"].refs["models"] == ("sft_merged", "dpo", "sdpo", "solar_mini")
+    assert set(mini.stages["heldout_sft"].refs["models"]) == {"sft_general", "sft_math", "sft_merged"}
+    assert mini.stages["heldout_dpo"].refs["models"] == ("sft_merged", "dpo", "sdpo")
     assert "perplexity" in kinds.values() and "contamination" in kinds.values()
     ablation = load_recipe(RECIPES / "solar-ablation.yaml", ["budget=cpu"])
     assert {"heldout_sft", "heldout_dpo"} <= set(ablation.stages)
