@@ -85,3 +85,13 @@ def test_one_layer_range_check_and_stacking() -> None:
         with pytest.raises(DuskError, match=f"slice 0: {problem}.*a model with 4 layers"):
             check_layer_range("slice 0", bad, 4)
     check_layer_range("slice 0", (0, 4), 4)
+
+
+def test_a_recipe_stage_may_name_a_slices_file_whose_slices_enter_its_settings(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("slices:\n  - sources: [{model: tiny-llama, layer_range: [0, 2]}]\ndtype: bfloat16\n")
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"stages": {"d": {"kind": "upscale", "slices": str(spec)}}}))
+    settings = load_recipe(path).stages["d"].settings
+    assert settings["slices"] == [{"sources": [{"model": "tiny-llama", "layer_range": [0, 2]}]}]
+    assert settings["dtype"] == "bfloat16"  # the file's dtype, as `dusk upscale --slices` takes it
