@@ -8,8 +8,6 @@ Each area registers its own subcommands (`register(subparsers)` in `dusk/<area>/
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from dusk import __version__
 from dusk.errors import DuskError
@@ -25,28 +23,11 @@ def _register_commands(subparsers: argparse._SubParsersAction) -> None:
     from dusk.measures import commands as measure_commands
     from dusk.merge import commands as merge_commands
     from dusk.models import commands as model_commands
-    from dusk.models import upscale_command
     from dusk.train import commands as train_commands
 
-    model_commands.register(_Replacing(subparsers, "upscale", upscale_command.register))
-    for module in (data_commands, train_commands, merge_commands, eval_commands,
+    for module in (model_commands, data_commands, train_commands, merge_commands, eval_commands,
                    measure_commands, contamination_commands, card_commands, recipe_commands):  # fmt: skip
         module.register(subparsers)
-
-
-class _Replacing:
-    """Subparsers where one command is registered by another module, in its place in `dusk --help`:
-    `dusk/models/commands.py` still declares the hand-written `upscale` parser that `dusk/models/upscale_command.py`
-    (flags from UpscaleConfig) replaces. This goes once that parser is deleted there."""
-
-    def __init__(self, subparsers: argparse._SubParsersAction, name: str, register: Callable) -> None:
-        self._subparsers, self._name, self._register = subparsers, name, register
-
-    def add_parser(self, name: str, **options: Any) -> argparse.ArgumentParser:
-        if name == self._name:
-            self._register(self._subparsers)
-            return argparse.ArgumentParser(prog=f"dusk {name} (replaced)", add_help=False)
-        return self._subparsers.add_parser(name, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:

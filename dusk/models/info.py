@@ -84,3 +84,14 @@ def summarize(model_dir: Path) -> ModelSummary:
         tokenizer=tokenizer,
         chat_template=template,
     )
+
+
+def print_info(model: str) -> int:
+    """Print a model's summary as `key  value` lines (dusk info, and after dusk upscale)."""
+    from dusk.models.io import resolve_model
+
+    summary = summarize(resolve_model(model))
+    width = max(len(key) for key, _value in summary.as_rows())
+    for key, value in summary.as_rows():
+        print(f"{key:<{width}}  {value}")
+    return 0

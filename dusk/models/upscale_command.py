@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _upscale(args: argparse.Namespace) -> int:
     from dusk.config_flags import config_from_args
     from dusk.models import upscale
-    from dusk.models.commands import _info
+    from dusk.models.info import print_info
     from dusk.models.upscale_config import UpscaleConfig
 
     cfg = config_from_args(UpscaleConfig, args)
@@ -36,7 +36,7 @@ def _upscale(args: argparse.Namespace) -> int:
     _print_choice(cfg.record)
     out = upscale.run(cfg)
     print(f"wrote {out}")
-    return _info(argparse.Namespace(model=str(out)))
+    return print_info(str(out))
 
 
 def _print_choice(record: dict) -> None:
