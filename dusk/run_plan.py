@@ -63,7 +63,7 @@ def cache_key(stage: Stage, inputs: dict[str, str], file_hashes: dict[str, str],
     """Hash of the stage's settings, input artifacts, data files and dusk's version (and, for training in several
     processes, their number: the global batch grows with it)."""
     kind = get_kind(stage.kind)
-    settings = dict(stage.settings)
+    settings = {name: value for name, value in stage.settings.items() if name not in kind.unkeyed}
     for name in (*kind.inputs, *kind.data_inputs):
         if name in settings and settings[name] is not None:
             values = settings[name] if isinstance(settings[name], list) else [settings[name]]

@@ -61,6 +61,7 @@ class StageKind:
     artifact: str = "model"  # what the artifact path holds: model, eval, data
     output: Callable[[Path], Path] = lambda out: out  # what later stages read, given the artifact path
     field_hints: dict[str, str] = dataclasses.field(default_factory=dict)  # unknown field -> where it belongs
+    unkeyed: tuple[str, ...] = ()  # fields that do not change the artifact (a progress bar): outside the cache key
 
 
 def field_specs(kind: StageKind) -> dict[str, FieldSpec]:

@@ -56,6 +56,7 @@ def _train_kind(name: str, summary: str, **extra: Any) -> StageKind:
         "data_inputs": ("data", "eval_data"),
         "data_files": _train_data_files,
         "has_checkpoint": _has_checkpoint,
+        "unkeyed": ("progress", "report_to", "keep_checkpoints"),  # how a run is watched and kept, not what it makes
         **extra,
     }
     schema = functools.partial(_schema, name)
