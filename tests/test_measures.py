@@ -17,7 +17,7 @@ from dusk.measures.config import HeldoutConfig, PerplexityConfig
 from dusk.measures.results import label_of, read_results
 from dusk.measures.stats import mean_se, paired
 from dusk.models.io import load_model, load_tokenizer
-from dusk.report.measures import MeasureColumn, MeasureRow, MeasureTable, paired_lines
+from dusk.report.measures import MeasureColumn, MeasureRow, MeasureTable, paired_lines, reward_lines
 from dusk.report.significance import Estimate
 
 
@@ -199,6 +199,20 @@ def test_paired_lines_say_beyond_or_within_noise() -> None:
     assert line.startswith("x, paired difference from a:")
     line = paired_lines(_table(Estimate(0.1, 0.01, 30), Estimate(0.01, 0.02, 30)))[0]
     assert "b +0.100 ± 0.010 (worse, beyond noise)" in line
+
+
+def test_reward_lines_say_whether_a_model_moved_from_its_reference() -> None:
+    columns = [MeasureColumn("u:accuracy", "u reward accuracy", True, 3, False, "u"),
+               MeasureColumn("u:margin", "u reward margin", True, 4, False, "u")]  # fmt: skip
+    dpo = {"u:accuracy": Estimate(0.68, 0.095, 24), "u:margin": Estimate(1.759, 0.731, 24)}
+    sdpo = {"u:accuracy": Estimate(0.5, 0.104, 24), "u:margin": Estimate(-0.9, 0.3, 24)}
+    rows = [MeasureRow("sft", "the reference", {}), MeasureRow("dpo", "", dpo), MeasureRow("sdpo", "", sdpo)]
+    accuracy, margin = reward_lines(MeasureTable("p", "t", "heldout_preference", columns, rows, {}))
+    assert accuracy.startswith("u reward accuracy against chance (0.5): dpo 0.680 ± 0.095 (within noise)")
+    assert "sdpo 0.500 ± 0.104 (within noise)" in accuracy
+    assert "dpo 1.7590 ± 0.7310 (toward the chosen answers, beyond noise)" in margin
+    assert "sdpo -0.9000 ± 0.3000 (toward the rejected answers, beyond noise)" in margin
+    assert reward_lines(MeasureTable("p", "t", "heldout_instruction", columns, rows, {})) == []
 
 
 def test_perplexity_text_leaves_out_the_training_text(tmp_path) -> None:

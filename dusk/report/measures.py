@@ -111,6 +111,32 @@ def paired_lines(table: MeasureTable) -> list[str]:
     return lines
 
 
+def reward_lines(table: MeasureTable) -> list[str]:
+    """Preference tables: has each model moved from its reference? Its margin against 0 (the reference's own) and its
+    reward accuracy against chance (0.5), each beyond the noise or not."""
+    if table.mode != "heldout_preference":
+        return []
+    lines = []
+    for column in table.columns:
+        measure = column.key.rsplit(":", 1)[-1]
+        if column.paired or measure not in ("margin", "accuracy"):
+            continue
+        chance = 0.5 if measure == "accuracy" else 0.0
+        parts = []
+        for row in table.rows:
+            score = row.estimates.get(column.key)
+            if score is None or score.value is None:
+                continue
+            shifted = Estimate(score.value - chance, score.stderr)
+            verdict = _verdict(shifted, column.higher_is_better).replace("better", "toward the chosen answers")
+            verdict = verdict.replace("worse", "toward the rejected answers")
+            parts.append(f"{row.label} {format_estimate(score, decimals=column.decimals)} ({verdict})")
+        if parts:
+            against = "chance (0.5)" if measure == "accuracy" else "0, its reference's own"
+            lines.append(f"{column.title} against {against}: {'; '.join(parts)}.")
+    return lines
+
+
 def best_lines(table: MeasureTable) -> list[str]:
     """For tables over several datasets: the best row on each by value, and the runner-up (how far apart they are
     beyond the noise is in the paired lines above, both being paired with the first row)."""
@@ -143,4 +169,4 @@ def settings_line(table: MeasureTable) -> str:
 
 def notes(table: MeasureTable) -> list[str]:
     """The lines under a measure table, all generated from its numbers and settings."""
-    return [*paired_lines(table), *best_lines(table), settings_line(table)]
+    return [*reward_lines(table), *paired_lines(table), *best_lines(table), settings_line(table)]
