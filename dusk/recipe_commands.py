@@ -184,7 +184,7 @@ def format_run(data: dict) -> str:
             loss = stage["training"]["final_loss"]
             lines.append(f"      training: {stage['training']['steps']} steps, final loss "
                          f"{'-' if loss is None else f'{loss:.4f}'}")  # fmt: skip
-        measure = bool((stage["settings"] or {}).get("columns"))  # a perplexity/heldout table: every cell counts
+        measure = bool((stage.get("settings") or {}).get("columns"))  # a perplexity/heldout table: every cell counts
         width = max((len(score["task"]) for score in stage["scores"]), default=0) if measure else 16
         metric_width = max((len(score["metric"]) for score in stage["scores"]), default=0) if measure else 16
         for score in stage["scores"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dusk.eval.commands import format_table
-from dusk.eval.harness import Aggregate, TaskRun, h6_aggregate
+from dusk.eval.harness import Aggregate, EvalItem, TaskRun, h6_aggregate, mmlu_aggregate
 from dusk.eval.tasks import get_task
 from dusk.h6 import H6_TASKS, HEADLINE_METRIC
 from dusk.recipe_commands import format_run
@@ -115,6 +115,17 @@ def test_h6_stderr_is_the_root_sum_of_squares_over_six() -> None:
     assert h6.value == pytest.approx((5 * 0.5 + 0.3) / 6)
     runs[0] = task_run("arc_challenge", 0.5, None)  # one task of 1 item has no stderr: neither has H6
     assert h6_aggregate(runs, mmlu).stderr is None
+
+
+def test_mmlu_of_one_item_per_subject_has_the_stderr_of_its_items() -> None:
+    # a limit spread over subjects (one item each): lm-eval's pooled stderr is undefined, the items are one sample
+    subjects = ["mmlu_anatomy", "mmlu_virology", "mmlu_astronomy", "mmlu_marketing"]
+    runs = [TaskRun(get_task(name), [EvalItem(0, {}, [], scores={"acc": acc})], {"acc": acc}, {"acc": None})
+            for name, acc in zip(subjects, [1.0, 0.0, 0.0, 1.0], strict=True)]  # fmt: skip
+    mmlu = mmlu_aggregate(runs, "harness")
+    assert mmlu.value == 0.5 and mmlu.stderr == pytest.approx(math.sqrt(1 / 3) / 2)  # sample sd / sqrt(4)
+    runs = [task_run(name, 0.5, se) for name, se in SIX_STDERRS.items()]
+    assert h6_aggregate(runs, mmlu).stderr is not None
 
 
 def test_the_report_fills_h6_stderr_from_its_parts_when_the_store_has_none(tmp_path: Path) -> None:

@@ -229,6 +229,8 @@ def mmlu_aggregate(runs: Sequence[TaskRun], mode: Mode) -> Aggregate | None:
     if mode == "harness":
         value = sum(v * n for v, n in zip(values, sizes, strict=True)) / sum(sizes)
         stderr = category_pooled_stderr([run.task.name.removeprefix("mmlu_") for run in subjects], stderrs, sizes)
+        if stderr is None:  # a subject of one item: lm-eval's pooled formula is undefined, take the items as one sample
+            stderr = metrics.mean_stderr([item.scores["acc"] for run in subjects for item in run.items])
     else:
         value, stderr = metrics.mean(values), metrics.unweighted_stderr(stderrs)
     return Aggregate("mmlu", "acc", value, stderr, sum(sizes), [run.task.name for run in subjects])
