@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 Z = 1.96  # two-sided 95% normal quantile
 RULE = (
     "± is one standard error over items (sample standard deviation / √n; MMLU pooled over its subjects as "
-    "lm-evaluation-harness pools it; H6 = √(Σ se²) / 6 over its six tasks, taken as independent samples). A score is "
+    "lm-evaluation-harness pools it, or over its items when a subject has only one; H6 = √(Σ se²) / 6 over its six "
+    "tasks, taken as independent samples). A score is "
     f"bold only when it beats every other score in its column by more than {Z} × the standard error of the "
     "difference, √(se₁² + se₂²) (a 95% test of each pair); where the top is within that noise of another row, "
     "nothing is bold and the line under the table says so. A score without ± (fewer than 2 items) is never bold."
