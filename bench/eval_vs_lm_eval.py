@@ -127,11 +127,14 @@ def worker_lm_eval(args: argparse.Namespace) -> dict:
             )
             times[group] = time.perf_counter() - start
             for task in tasks:
-                for sample in out["samples"][names[task]]:
+                logged = out["samples"][names[task]]
+                ids = sorted(chosen[names[task]]) if chosen else []
+                # with samples, lm-eval may number the chosen docs 0..n-1 in split order, or keep their own ids
+                renumbered = bool(chosen) and {s["doc_id"] for s in logged} != set(ids)
+                for sample in logged:
                     if sample.get("filter") not in (None, "none", "strict-match"):
                         continue
-                    # with samples, lm-eval numbers the chosen docs 0..n-1 in split order
-                    doc_id = chosen[names[task]][sample["doc_id"]] if chosen else sample["doc_id"]
+                    doc_id = ids[sample["doc_id"]] if renumbered else sample["doc_id"]
                     key = f"{task}/{doc_id}"
                     if task == "gsm8k":
                         predictions[key] = sample["resps"][0][0]
