@@ -105,8 +105,11 @@ def test_a_failed_rank_is_named_with_its_last_lines(tmp_path: Path) -> None:
 
 
 def _artifact_files(run_dir: Path, stage: str) -> list[str]:
+    """The artifact's files, less the card's results copy (written only where an eval scored the model)."""
     root = run_dir / "artifacts" / stage
-    return sorted(str(path.relative_to(root)) for path in root.rglob("*")) if root.is_dir() else [root.name]
+    if not root.is_dir():
+        return [root.name]
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.name != "dusk_card_results.json")
 
 
 def _step_log(run_dir: Path, stage: str = "pretrain") -> list[dict]:
