@@ -43,11 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse as argparse does, except that `dusk run`'s STAGE.FIELD=VALUE overrides may also follow its options
+    (`dusk run R --dry-run a.b=1`): argparse stops filling a positional list once an option has come between."""
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *(word for word in extra if not word.startswith("-"))]
+        extra = [word for word in extra if word.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit codes: 0 done, 2 bad input (one line on stderr), 1 the system failed us (a full disk, a
     file that vanished: one line), 130 Ctrl-C, 141 a closed output pipe (`dusk results | head`)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(build_parser(), argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
         code = args.handler(args) or 0
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit

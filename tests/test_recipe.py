@@ -211,3 +211,18 @@ def test_cli_reports_recipe_errors_without_a_traceback(tmp_path: Path, capsys: p
     assert "dusk: error:" in capsys.readouterr().err and not (tmp_path / "run").exists()
     assert main(["run", str(path), "--dry-run", "--run-dir", str(tmp_path / "run")]) == 0
     assert "2 to run" in capsys.readouterr().out
+
+
+def test_cli_takes_overrides_after_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dusk.cli import main
+
+    path, run_dir = write(tmp_path, two_stage()), str(tmp_path / "run")
+    assert main(["run", str(path), "--dry-run", "--run-dir", run_dir, "dus.colour=red"]) == 2
+    assert "colour" in capsys.readouterr().err  # the override was read, not dropped as an unknown argument
+    assert main(["run", str(path), "dus.drop=0", "--dry-run", "dus2.drop=0", "--run-dir", run_dir]) == 0
+    assert "2 to run" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path), "--dry-run", "dus.drop=0", "--colour"])
+    assert info.value.code == 2 and "unrecognized arguments: --colour" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "model", "c=d"])  # only `dusk run` takes KEY=VALUE words
