@@ -21,6 +21,16 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["DUSK_CACHE"] = previous
 
 
+@pytest.fixture
+def benchmark_data(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DUSK_DATA_DIR pointed at the real benchmark folder for one test (skipped without one)."""
+    from eval_task_fixtures import real_data_dir
+
+    root = real_data_dir()
+    monkeypatch.setenv("DUSK_DATA_DIR", str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", "llama", num_layers=2, seed=0)

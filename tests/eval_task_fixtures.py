@@ -21,6 +21,17 @@ def real_data_dir() -> Path:
     return root
 
 
+def parse_eval(argv: list[str]):
+    """`dusk eval ARGV` parsed by the eval area's own parser (no dispatch): the namespace its handler would get."""
+    import argparse
+
+    from dusk.eval import commands
+
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers())
+    return parser.parse_args(["eval", *argv])
+
+
 class PlainScorer:
     """Score each request alone: encode context+continuation together, split off the context's tokens."""
 

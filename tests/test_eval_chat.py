@@ -2,12 +2,10 @@
 lm-eval's multiturn default under a template, the prefix tree still shares the rendered few-shot turns, and the
 recipe's eval stage takes the same fields."""
 
-import argparse
 import json
 from pathlib import Path
 
-import pytest
-from eval_task_fixtures import real_data_dir
+from eval_task_fixtures import parse_eval
 
 from dusk.eval import commands, harness
 from dusk.eval import run as eval_run
@@ -18,23 +16,10 @@ from dusk.models.io import load_tokenizer
 from dusk.stages.evaluate import EVAL
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers())
-    return parser.parse_args(["eval", *argv])
-
-
-@pytest.fixture
-def data(monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = real_data_dir()
-    monkeypatch.setenv("DUSK_DATA_DIR", str(root))
-    return root
-
-
-def test_chat_eval_records_and_prints_its_mode(tiny_llama: Path, tmp_path: Path, data: Path, capsys) -> None:
+def test_chat_eval_records_and_prints_its_mode(tiny_llama: Path, tmp_path: Path, benchmark_data: Path, capsys) -> None:
     out = tmp_path / "eval"
     flags = ["--tasks", "mmlu_anatomy,gsm8k", "--limit", "2", "--max-new-tokens", "4", "--out", str(out)]
-    args = _parse([str(tiny_llama), *flags, "--apply-chat-template", "--system-instruction", "Be brief."])
+    args = parse_eval([str(tiny_llama), *flags, "--apply-chat-template", "--system-instruction", "Be brief."])
     assert args.handler(args) == 0
     settings = json.loads((out / "results.json").read_text())["settings"]
     assert settings["apply_chat_template"] is True and settings["system_instruction"] == "Be brief."
@@ -50,7 +35,7 @@ def test_chat_eval_records_and_prints_its_mode(tiny_llama: Path, tmp_path: Path,
     assert "chat template, shots as turns" in printed and "'Be brief.'" in printed
 
 
-def test_plain_results_record_the_plain_mode(tiny_llama: Path, tmp_path: Path, data: Path) -> None:
+def test_plain_results_record_the_plain_mode(tiny_llama: Path, tmp_path: Path, benchmark_data: Path) -> None:
     cfg = eval_run.EvalConfig(model=str(tiny_llama), tasks=("mmlu_anatomy",), limit=1, out=tmp_path / "plain")
     settings = json.loads(eval_run.run(cfg).read_text())["settings"]
     assert (settings["apply_chat_template"], settings["fewshot_as_multiturn"], settings["system_instruction"]) == (
@@ -72,7 +57,7 @@ def test_recipe_eval_stage_takes_the_chat_fields() -> None:
     assert cfg.chat == ChatFormat(True, True, "Be brief.")
 
 
-def test_prefix_tree_shares_the_rendered_shots(tiny_llama: Path, data: Path) -> None:
+def test_prefix_tree_shares_the_rendered_shots(tiny_llama: Path, benchmark_data: Path) -> None:
     """MMLU's first-n shots are the same turns for every item of a subject: the engine forwards them once."""
     engine = eval_run.load_engine(tiny_llama, "float32", batch_size=8)
     prompts = ChatPrompts(ChatFormat(True, True, None), load_tokenizer(tiny_llama))

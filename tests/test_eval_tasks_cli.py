@@ -1,35 +1,20 @@
 """`dusk eval` end to end on the tiny model: results.json and samples files, the table, and bad input."""
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from eval_task_fixtures import real_data_dir
+from eval_task_fixtures import parse_eval
 from pydantic import ValidationError
 
 from dusk.errors import DuskError
-from dusk.eval import commands
 from dusk.eval import run as eval_run
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers())
-    return parser.parse_args(["eval", *argv])
-
-
-@pytest.fixture
-def data(monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = real_data_dir()
-    monkeypatch.setenv("DUSK_DATA_DIR", str(root))
-    return root
-
-
-def test_eval_writes_results_and_samples(tiny_llama: Path, tmp_path: Path, data: Path, capsys):
+def test_eval_writes_results_and_samples(tiny_llama: Path, tmp_path: Path, benchmark_data: Path, capsys):
     out = tmp_path / "eval"
-    args = _parse([str(tiny_llama), "--tasks", "h6", "--limit", "1", "--max-new-tokens", "6", "--out", str(out)])
+    args = parse_eval([str(tiny_llama), "--tasks", "h6", "--limit", "1", "--max-new-tokens", "6", "--out", str(out)])
     assert args.handler(args) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["tasks"]["arc_challenge"]["n"] == 1 and results["tasks"]["arc_challenge"]["num_fewshot"] == 25
@@ -55,7 +40,7 @@ def test_eval_writes_results_and_samples(tiny_llama: Path, tmp_path: Path, data:
     assert "h6" in table and "mmlu_anatomy" in table and "stderr" in table
 
 
-def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, data: Path):
+def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, benchmark_data: Path):
     cfg = eval_run.EvalConfig(
         model=str(tiny_llama),
         tasks=("winogrande", "mmlu"),
@@ -72,7 +57,7 @@ def test_leaderboard_mode_and_tiny_subset(tiny_llama: Path, tmp_path: Path, data
     assert "h6" not in results["groups"] and results["settings"]["subset"] == "tiny"
 
 
-def test_bad_input(tiny_llama: Path, tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch):
+def test_bad_input(tiny_llama: Path, tmp_path: Path, benchmark_data: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(DuskError, match="unknown task 'arc'; known: .*arc_challenge"):
         eval_run.EvalConfig(model="m", tasks=("arc",), out=tmp_path)
     with pytest.raises(ValidationError, match="must be a positive number of items per task"):
