@@ -64,6 +64,9 @@ def _chat(args: argparse.Namespace):
     return ChatFormat(args.apply_chat_template, multiturn, args.system_instruction)
 
 
+LM_EVAL_METRIC = {"mc2": "acc"}  # lm-eval's truthfulqa_mc2 logs its mc2 score under the name "acc"
+
+
 def _headline(task: str) -> str:
     from dusk.h6 import HEADLINE_METRIC
 
@@ -141,7 +144,7 @@ def worker_lm_eval(args: argparse.Namespace) -> dict:
                     else:
                         lls = [float(r[0][0]) for r in sample["resps"]]
                         predictions[key] = lls.index(max(lls))
-                    scores[key] = float(sample[_headline(task)])
+                    scores[key] = float(sample[LM_EVAL_METRIC.get(_headline(task), _headline(task))])
     return {"times": times, "predictions": predictions, "scores": scores}
 
 
