@@ -226,3 +226,13 @@ def test_cli_takes_overrides_after_options(tmp_path: Path, capsys: pytest.Captur
     assert info.value.code == 2 and "unrecognized arguments: --colour" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", "model", "c=d"])  # only `dusk run` takes KEY=VALUE words
+
+
+def test_a_long_bad_value_is_quoted_short(tmp_path: Path) -> None:
+    huge = {f"key{i}": "x" * 20 for i in range(200)}
+    recipe = {"name": "t", "stages": {"dus": {"kind": "upscale", "model": "tiny-llama", "drop": huge}}}
+    with pytest.raises(DuskError) as info:
+        load_recipe(write(tmp_path, recipe))
+    message = str(info.value)
+    assert "stage dus" in message and "field drop" in message and "(got {'key0': 'xxx" in message
+    assert "key199" not in message and len(message) < 600

@@ -361,18 +361,22 @@ def write_sharded(
     return [out_dir / name for name in names]
 
 
+SIZE_UNITS = "KB/MB/GB/TB/KiB/MiB/GiB/TiB"
+
+
 def parse_size(text: str | int) -> int:
-    """Parse a size such as `500MB`, `2GB`, `1GiB` or a plain byte count."""
+    """Parse a size such as `500MB`, `2GB`, `1GiB`, `1TiB` or a plain byte count."""
     if isinstance(text, int):
         return text
-    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "b": 1}
+    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+    units |= {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "b": 1}
     lowered = text.strip().lower()
     for unit, factor in units.items():
         if lowered.endswith(unit) and lowered[: -len(unit)].strip().replace(".", "", 1).isdigit():
             return int(float(lowered[: -len(unit)]) * factor)
     if lowered.isdigit():
         return int(lowered)
-    raise DuskError(f"size {text!r}: expected a byte count or a number with KB/MB/GB/KiB/MiB/GiB")
+    raise DuskError(f"size {text!r}: expected a byte count or a number with {SIZE_UNITS}")
 
 
 def shard_bytes(text: str | int) -> int:
@@ -380,7 +384,7 @@ def shard_bytes(text: str | int) -> int:
     try:
         size = parse_size(text)
     except DuskError as exc:
-        raise DuskError(f"shard size {text!r}: expected a byte count or a number with KB/MB/GB/KiB/MiB/GiB") from exc
+        raise DuskError(f"shard size {text!r}: expected a byte count or a number with {SIZE_UNITS}") from exc
     if size <= 0:
         raise DuskError(f"shard size {text!r}: must be at least 1 byte")
     return size

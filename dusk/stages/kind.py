@@ -104,6 +104,12 @@ def _all_fields(schema: type) -> set[str]:
     return {item.name for item in dataclasses.fields(schema)}
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as the error line quotes it: its repr, cut short when long (a whole mapping would flood the line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _error_text(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
@@ -112,7 +118,7 @@ def _error_text(exc: ValidationError) -> str:
             parts.append(message)
             continue
         where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"field {where}: {message} (got {error.get('input')!r})")
+        parts.append(f"field {where}: {message} (got {_shown(error.get('input'))})")
     return "; ".join(parts)
 
 
