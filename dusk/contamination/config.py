@@ -20,8 +20,8 @@ class ContaminationConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field(description="the model under test: built-in name, model directory or .gguf file")
-    reference: str = Field(description="the reference model that samples continuations (e.g. the base model)")
+    model: str = Field(description="the model under test: built-in name, directory, .gguf file or hub id (org/name)")
+    reference: str = Field(description="the model that samples continuations (e.g. the base model), named as `model`")
     tasks: tuple[str, ...] = Field(("h6",), description="tasks or groups to test, comma-separated (h6 = all six)")
     n: int = Field(100, ge=1, description="items per task, drawn with `seed` (all items if the split is smaller)")
     samples: int = Field(DEFAULT_SAMPLES, ge=1, description="continuations the reference samples per item")

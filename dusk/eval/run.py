@@ -39,7 +39,7 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(description="built-in name, Hugging Face model directory or .gguf file")
+    model: str = Field(description="built-in name, model directory, .gguf file or hub id (org/name[@rev])")
     tasks: tuple[str, ...] = Field(
         ("h6",), description="tasks or groups, comma-separated: h6, mmlu, arc_challenge, mmlu_<subject>, ..."
     )

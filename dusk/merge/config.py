@@ -42,7 +42,7 @@ class ModelEntry(BaseModel):
     """One input model of a `models:` merge and its own parameters (weight, density, ...)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(description="built-in name, model directory or .gguf file")
+    model: str = Field(description="built-in name, model directory, .gguf file or hub id (org/name[@rev])")
     parameters: Parameters | None = Field(None, description="per-model parameters")
 
 

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models.set_defaults(handler=_models)
 
     info = subparsers.add_parser("info", help="summarize a model (architecture, layers, parameters, tokenizer)")
-    info.add_argument("model", help="built-in name, Hugging Face model directory or .gguf file")
+    info.add_argument("model", help="built-in name, model directory, .gguf file or hub id (org/name[@rev])")
     info.set_defaults(handler=_info)
 
     from dusk.models import upscale_command  # its flags come from UpscaleConfig
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     upscale_command.register(subparsers)
 
     generate = subparsers.add_parser("generate", help="greedy generation from a model, for a quick look")
-    generate.add_argument("model", help="built-in name, model directory or .gguf file")
+    generate.add_argument("model", help="built-in name, model directory, .gguf file or hub id (org/name[@rev])")
     generate.add_argument("prompt")
     generate.add_argument("--max-new-tokens", type=int, default=32)
     generate.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")

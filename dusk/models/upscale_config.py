@@ -39,7 +39,7 @@ class SliceSource(BaseModel):
     """One model's half-open layer range [start, end)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(description="built-in name, model directory or .gguf file")
+    model: str = Field(description="built-in name, model directory, .gguf file or hub id (org/name[@rev])")
     layer_range: tuple[int, int] = Field(description="half-open range [start, end) of layer indices")
 
 
@@ -76,7 +76,7 @@ class UpscaleConfig(BaseModel):
     write."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str | None = Field(None, description="model to up-scale: built-in name, directory, .gguf (or a stage)")
+    model: str | None = Field(None, description="model to up-scale: built-in name, directory, .gguf, hub id or a stage")
     drop: Annotated[str | int | None, BeforeValidator(_drop)] = Field(  # str: the flag's text, made int or "auto"
         None, description="SOLAR's m: keep [0, n-m) of one copy and [m, n) of another; auto: pick by a layer scan"
     )

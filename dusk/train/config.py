@@ -40,7 +40,7 @@ class TrainConfig(BaseModel):
     """What every trainer needs: model, data, output, the optimizer's schedule, and run bookkeeping."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    model: str = Field(description="built-in model name, Hugging Face model directory or .gguf file")
+    model: str = Field(description="built-in name, model directory, .gguf file or hub id (org/name[@rev])")
     data: str = Field(
         description="training data: a dataset name, a JSONL file of records, a mixture YAML, or a hub dataset id "
         "org/name[:config][@split]"
