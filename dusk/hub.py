@@ -15,15 +15,13 @@ from pathlib import Path
 
 from dusk.errors import DuskError
 
-# What dusk reads from a model repository (no pickles, no other frameworks' weights, no README images).
-MODEL_PATTERNS = (
-    "config.json",
-    "*.safetensors",
-    "*.safetensors.index.json",
+# Files that travel with the weights: tokenizer, chat template, generation defaults (never pickles). dusk copies
+# them into every model it writes (dusk.models.io.copy_side_files).
+SIDE_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
-    "tokenizer.model",
     "special_tokens_map.json",
+    "tokenizer.model",
     "vocab.json",
     "merges.txt",
     "added_tokens.json",
@@ -31,6 +29,9 @@ MODEL_PATTERNS = (
     "chat_template.json",
     "generation_config.json",
 )
+# What dusk reads from a model repository: config, safetensors weights and the side files (no pickles, no other
+# frameworks' weights, no README images).
+MODEL_PATTERNS = ("config.json", "*.safetensors", "*.safetensors.index.json", *SIDE_FILES)
 PICKLE_PATTERNS = ("*.bin", "*.bin.index.json", "*.pt", "*.pth")
 # What dusk reads from a dataset repository: data files and the card that declares configs (never loading scripts).
 DATASET_PATTERNS = ("*.parquet", "*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz", "*.csv", "*.tsv", "*.txt", "*.arrow",

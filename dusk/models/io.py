@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from dusk.errors import DuskError
-from dusk.hub import parse_hub_id, resolve_hub_model
+from dusk.hub import SIDE_FILES, parse_hub_id, resolve_hub_model
 from dusk.models.builtin import BUILTIN_MODELS, builtin_model, packaged_gguf
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -180,21 +180,6 @@ def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
             f"{model_dir}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); copy the base model's tokenizer into it"
         )
     return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-
-
-# Files that travel with the weights: tokenizer, chat template, generation defaults (never pickles).
-SIDE_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-    "added_tokens.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "generation_config.json",
-)
 
 
 def copy_side_files(source_dir: Path, out_dir: Path) -> list[str]:
