@@ -29,7 +29,7 @@ run: setup
 	$(BIN)/dusk run recipes/solar-mini.yaml --run-dir $(RUN_DIR)/solar-mini
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
