@@ -189,3 +189,33 @@ def test_smollm2_fast_plain_and_lm_eval_agree():
         Engine(model, tokenizer).generate(gen * 2, progress=False)
         == Engine(model, tokenizer, fast=False).generate(gen, progress=False) * 2
     )
+
+
+def test_prompts_of_different_chunks_decode_as_one_batch(sharp):
+    """Prompts whose prefill lands in different chunks (lengths far apart) wait in one pool and decode together:
+    the decode steps are those of the longest generation, not their sum, and the texts equal one-at-a-time ones."""
+    model, tokenizer = sharp
+    rng = random.Random(11)
+    long_context = " ".join(f"word{rng.randrange(50)}" for _ in range(60))
+    requests = [GenerationRequest("Hi", (), 12), GenerationRequest(long_context, (), 12),
+                GenerationRequest(long_context[:90], (), 12)]  # fmt: skip
+    engine = Engine(model, tokenizer, batch_size=4)
+    ours = engine.generate(requests, progress=False)
+    assert ours == Engine(model, tokenizer, fast=False).generate(requests, progress=False)
+    prefill_chunks = engine.stats.forward_calls - 11  # 12 tokens each: 1 from the prefill, 11 decode steps
+    assert 2 <= prefill_chunks <= len(requests)  # the lengths kept them in separate chunks, and yet ...
+    assert engine.stats.forward_calls == prefill_chunks + 11  # ... one decode loop served all three
+
+
+def test_kv_states_concatenate_with_their_own_pasts(sharp):
+    from dusk.eval.kv_cache import KVState, forward_segments
+
+    model, _ = sharp
+    decoder = model.get_decoder()
+    _, short = forward_segments(decoder, KVState.empty("cpu"), [[5, 6, 7]], 0)
+    _, long = forward_segments(decoder, KVState.empty("cpu"), [[9, 8, 7, 6, 5, 4]], 0)
+    alone = [forward_segments(decoder, state, [[3]], 0)[0][0, 0] for state in (short, long)]
+    both, _ = forward_segments(decoder, KVState.concat([short, long]), [[3], [3]], 0)
+    assert torch.allclose(both[:, 0], torch.stack(alone), atol=1e-5)
+    trimmed = KVState.concat([short, long]).truncate(torch.tensor([2, 6])).select([0]).trim()
+    assert trimmed.past == 2 and trimmed.lengths.tolist() == [2]

@@ -1,5 +1,5 @@
-"""Greedy decoding for the engine: a batch of prompts whose KV cache the prefix-tree walk just computed, decoded
-token by token until EOS, a stop sequence or `max_new_tokens`; finished rows leave the batch at once.
+"""Greedy decoding for the engine: prompts whose KV cache the prefix-tree walk computed wait in a pool, then decode
+together token by token until EOS, a stop sequence or `max_new_tokens`; finished rows leave the batch at once.
 
 The text is decoded without special tokens and cut at the first occurrence of any stop sequence, as
 lm-evaluation-harness 0.4's `generate_until` does. `generate_plain` is the reference: transformers'
@@ -38,18 +38,24 @@ def is_finished(tokenizer, tokens: list[int], request: GenerationRequest, stop_i
 
 
 class Decoder:
-    """Decodes the prompts that end in a chunk of the walk, writing each finished text into `outputs`."""
+    """Decodes the prompts that end in the chunks of the walk, writing each finished text into `outputs`.
 
-    def __init__(self, engine, requests: list[GenerationRequest], outputs: list[str], bar) -> None:
+    Decoding one token costs about the same for 1 row as for 16 (it reads every weight once), so prompts are not
+    decoded chunk by chunk: each prompt's state waits in a pool until `pool_size` prompts are ready (or the walk
+    ends), and the pool decodes as one batch."""
+
+    def __init__(self, engine, requests: list[GenerationRequest], outputs: list[str], bar, pool_size: int) -> None:
         self.engine, self.requests, self.outputs, self.bar = engine, requests, outputs, bar
         self.tokenizer = engine.tokenizer
         self.stop_ids = stop_token_ids(engine.model, engine.tokenizer)
+        self.pool_size = pool_size
+        self.pool: list[tuple[KVState, list[int], list[int]]] = []  # (state, first tokens, request indices)
 
     def _next_tokens(self, hidden_rows: torch.Tensor) -> list[int]:
         return self.engine.head(hidden_rows).float().argmax(-1).tolist()
 
     @torch.no_grad()
-    def run(self, hidden: torch.Tensor, state: KVState, ends: list[tuple[int, int, int]]) -> None:
+    def add(self, hidden: torch.Tensor, state: KVState, ends: list[tuple[int, int, int]]) -> None:
         """`ends`: (row of the chunk, offset in its segment of the prompt's last token, request index)."""
         rows = [row for row, _, _ in ends]
         offsets = [offset for _, offset, _ in ends]
@@ -58,9 +64,22 @@ class Decoder:
         if rows != list(range(state.mask.shape[0])):  # not every row of the chunk, or a row twice: copy them
             state = state.select(rows)
         state = state.truncate(keep)  # a prompt may end inside a segment that other prompts continue
-        active = [index for _, _, index in ends]
+        first = self._next_tokens(hidden[torch.tensor(rows), torch.tensor(offsets)])
+        self.pool.append((state.trim(), first, [index for _, _, index in ends]))
+        if sum(len(indices) for _, _, indices in self.pool) >= self.pool_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Decode every prompt waiting in the pool, as one batch."""
+        if not self.pool:
+            return
+        pool, self.pool = self.pool, []
+        state = KVState.concat([entry[0] for entry in pool])
+        self._decode(state, [t for entry in pool for t in entry[1]], [i for entry in pool for i in entry[2]])
+
+    @torch.no_grad()
+    def _decode(self, state: KVState, next_tokens: list[int], active: list[int]) -> None:
         generated: dict[int, list[int]] = {index: [] for index in active}
-        next_tokens = self._next_tokens(hidden[torch.tensor(rows), torch.tensor(offsets)])
         while True:
             still = []
             for j, index in enumerate(active):

@@ -174,15 +174,16 @@ class Engine:
         tree = build_tree(contexts, [[(len(ctx) - 1, i)] for i, ctx in enumerate(contexts)])
         compact(tree.root, self.config.min_shared)
         outputs = [""] * len(requests)
-        decoder = Decoder(self, requests, outputs, bar)
+        decoder = Decoder(self, requests, outputs, bar, pool_size=self.config.batch_size)
 
         def step(state: KVState, rows: list[int], nodes: list[Node]) -> KVState:
             ends = [(row, position - node.start, i) for row, node in enumerate(nodes) for position, i in node.marks]
             spare = max((requests[i].max_new_tokens for _, _, i in ends), default=0)  # decode in place afterwards
             hidden, chunk_state = self._forward(state.select(rows), [node.tokens for node in nodes], spare)
             if ends:
-                decoder.run(hidden, chunk_state, ends)
+                decoder.add(hidden, chunk_state, ends)
             return chunk_state
 
         walk(tree.root, KVState.empty(self.device), self.config.batch_size, step)
+        decoder.flush()
         return outputs

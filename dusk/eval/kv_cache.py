@@ -72,6 +72,31 @@ class KVState:
         kv = None if self.kv is None else [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.kv]
         return KVState(kv, self.mask.index_select(0, index), self.lengths.index_select(0, index.cpu()))
 
+    def trim(self) -> "KVState":
+        """The same rows without the trailing past slots that no row uses (after `truncate`)."""
+        used = int(self.mask.any(dim=0).nonzero().max()) + 1 if self.mask.any() else 0
+        if used == self.past:
+            return self
+        kv = None if self.kv is None else [(k[:, :, :used], v[:, :, :used]) for k, v in self.kv]
+        return KVState(kv, self.mask[:, :used], self.lengths)
+
+    @staticmethod
+    def concat(states: list["KVState"]) -> "KVState":
+        """The rows of all `states` in one state: each past padded at its end (masked) to the longest."""
+        if len(states) == 1:
+            return states[0]
+        past = max(state.past for state in states)
+
+        def padded(tensor: torch.Tensor, missing: int) -> torch.Tensor:  # [rows, heads, past, dim] -> longer past
+            return torch.nn.functional.pad(tensor, (0, 0, 0, missing)) if missing else tensor
+
+        kv = [
+            tuple(torch.cat([padded(state.kv[layer][part], past - state.past) for state in states]) for part in (0, 1))
+            for layer in range(len(states[0].kv))
+        ]
+        mask = torch.cat([torch.nn.functional.pad(state.mask, (0, past - state.past)) for state in states])
+        return KVState(kv, mask, torch.cat([state.lengths for state in states]))
+
     def truncate(self, keep: torch.Tensor) -> "KVState":
         """Forget, per row, every slot at index >= keep[row]; the row's length becomes its count of real slots."""
         slots = torch.arange(self.past, device=self.mask.device)
