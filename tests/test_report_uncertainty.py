@@ -15,8 +15,16 @@ from dusk.recipe_commands import format_run
 from dusk.report import ReportData, ScoreRow, Table, build_report
 from dusk.report import plots as plots_module
 from dusk.report.plots import bar_series, task_bars
-from dusk.report.significance import RULE, Estimate, difference_stderr, format_estimate, is_ahead, leader
-from dusk.report.tables import change_line, html, markdown, noise_line
+from dusk.report.significance import (
+    RULE,
+    Estimate,
+    difference_stderr,
+    format_estimate,
+    is_ahead,
+    leader,
+    resolvable_gap,
+)
+from dusk.report.tables import change_line, html, markdown, noise_line, resolution_line
 from dusk.store import Artifact, Score, StageResult, open_store
 
 
@@ -90,6 +98,37 @@ def test_scores_without_stderr_are_never_bold_and_say_why() -> None:
     assert change_line(one_column((0.5, 0.1), (None, None))) is None
     assert "H6 (Avg.) change from m0, in points: m1 -80.00 (no stderr)." in text
     assert RULE in text
+
+
+def six_tasks(n: int, arc_n: int | None = None) -> Table:
+    """Two rows scored on every H6 column, n items per task (ARC arc_n in the second row when given)."""
+    tasks = list(H6_TASKS)
+    rows = []
+    for i, arc in enumerate((n, n if arc_n is None else arc_n)):
+        ns = {task: n for task in tasks} | {"arc_challenge": arc, "h6": 6 * n}
+        rows.append(ScoreRow(f"m{i}", f"m{i}", None, "-", "Base", dict.fromkeys(ns, 0.5), dict.fromkeys(ns, 0.1), ns))
+    return Table("h6", "caption", rows)
+
+
+def test_the_resolution_line_says_what_the_item_counts_can_resolve() -> None:
+    # two scores near 50% (item sd 0.5): se of one = 0.5 / sqrt(n - 1); of H6 = sqrt(6 x 0.25 / (n - 1)) / 6
+    task_4, h6_4 = 1.96 * math.sqrt(2) * 0.5 / math.sqrt(3), 1.96 * math.sqrt(2) * math.sqrt(6 * 0.25 / 3) / 6
+    assert resolvable_gap([4]) == pytest.approx(task_4) and resolvable_gap([4] * 6) == pytest.approx(h6_4)
+    assert resolvable_gap([100]) == pytest.approx(0.1393, abs=1e-4)  # the tiny subset: ~14 points per task
+    assert resolvable_gap([100] * 6) == pytest.approx(0.0569, abs=1e-4)  # and ~6 points of H6
+    assert resolvable_gap([1]) is None and resolvable_gap([]) is None
+    line = resolution_line(six_tasks(4))
+    assert line is not None and line.startswith("What these items can resolve: ")
+    assert f"{100 * h6_4:.2f} on H6 (Avg.); {100 * task_4:.2f} on ARC, HellaSwag, MMLU, TruthfulQA" in line
+    assert line in markdown(report(six_tasks(4)), {}) and line in html(report(six_tasks(4)), {})
+    # more items resolve smaller gaps; the table's smallest n per column counts (ARC 25 in one row here)
+    wide = resolution_line(six_tasks(100, arc_n=25))
+    h6_mixed = 1.96 * math.sqrt(2) * math.sqrt(5 * 0.25 / 99 + 0.25 / 24) / 6
+    assert f"{100 * h6_mixed:.2f} on H6 (Avg.); {100 * resolvable_gap([25]):.2f} on ARC; 13.93 on HellaSwag" in wide
+    # a task of one item resolves nothing, and then neither does H6
+    assert resolution_line(six_tasks(2, arc_n=1)) is not None
+    assert "on H6" not in resolution_line(six_tasks(2, arc_n=1)) and " ARC" not in resolution_line(six_tasks(2, 1))
+    assert resolution_line(one_column((0.5, 0.1), (0.4, 0.1))) is None  # H6 alone, its tasks' counts unknown
 
 
 def test_format_estimate() -> None:

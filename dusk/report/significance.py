@@ -78,6 +78,20 @@ def leader(estimates: Sequence[Estimate], higher_is_better: bool = True, z: floa
     return Verdict(tied=tied, runner_up=runner_up)
 
 
+MAX_ITEM_SD = 0.5  # the largest population sd of item scores in [0, 1]: half of them 0, half 1 (a score of 50%)
+
+
+def resolvable_gap(ns: Sequence[int], z: float = Z) -> float | None:
+    """The gap two scores near 50% must exceed to be beyond noise, for a mean over tasks of `ns` items each (one
+    task: a single n): z x sqrt(2) x the standard error such a score has, sqrt(sum 0.5^2 / (n - 1)) / len(ns).
+    A property of the item counts alone, so it says what a subset can resolve before anything is scored; scores
+    near 0 or 100% have smaller errors and resolve smaller gaps. None when a task has fewer than 2 items."""
+    if not ns or min(ns) < 2:
+        return None
+    stderr = math.sqrt(sum(MAX_ITEM_SD**2 / (n - 1) for n in ns)) / len(ns)
+    return z * math.sqrt(2) * stderr
+
+
 def format_estimate(estimate: Estimate, scale: float = 1.0, decimals: int = 2) -> str:
     """`value ± stderr` (both times `scale`), the value alone when there is no stderr, `-` when there is no value."""
     if estimate.value is None:

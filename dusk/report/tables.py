@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from dusk.report.data import COLUMNS, SUBSTITUTE_NOTE, ReportData, ScoreRow, Table
 from dusk.report.measures import MeasureTable, notes
-from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate, is_ahead
+from dusk.report.significance import RULE, Verdict, difference_stderr, format_estimate, is_ahead, resolvable_gap
 
 PLOT_TITLES = {
     "loss_curves": "Training loss per stage",
@@ -118,8 +118,33 @@ def items_line(table: Table) -> str | None:
     return f"Items per score: {', '.join(parts)}." if parts else None
 
 
+def resolution_line(table: Table) -> str | None:
+    """What differences these item counts can resolve, from the counts alone: per column the gap two scores near
+    50% must exceed to be beyond noise (dusk.report.significance.resolvable_gap), at the table's smallest n."""
+    fewest = {}
+    for task, _ in COLUMNS:
+        counts = [row.ns[task] for row in table.rows if row.ns.get(task) is not None]
+        if counts:
+            fewest[task] = min(counts)
+    tasks = [task for task, _ in COLUMNS if task != "h6"]
+    gaps: dict[str, list[str]] = {}  # the gap's text -> the columns with it
+    for task, title in COLUMNS:
+        counts = [fewest.get(t) for t in tasks] if task == "h6" else [fewest.get(task)]
+        if task in fewest and None not in counts and (gap := resolvable_gap(counts)) is not None:
+            gaps.setdefault(f"{100 * gap:.2f}", []).append(title)
+    if not gaps:
+        return None
+    parts = "; ".join(f"{gap} on {', '.join(titles)}" for gap, titles in gaps.items())
+    return (
+        f"What these items can resolve: two scores near 50% are beyond noise only when they differ by more than "
+        f"(points) {parts} (1.96 × √2 × 0.5/√(n − 1) for n items per task); a smaller difference cannot be told "
+        "from noise at this size."
+    )
+
+
 def _notes(table: Table) -> list[str]:
-    return [line for line in (change_line(table), noise_line(table), items_line(table)) if line]
+    lines = (change_line(table), noise_line(table), items_line(table), resolution_line(table))
+    return [line for line in lines if line]
 
 
 def _footer(data: ReportData) -> list[str]:
