@@ -1,6 +1,7 @@
 """The eval engine: the fast path (shared prefixes, KV cache reuse, batching) gives the plain path's scores and
 generations, lm-evaluation-harness 0.4.13's HFLM gives the same log-likelihoods, and the token accounting holds."""
 
+import copy
 import random
 
 import pytest
@@ -169,6 +170,8 @@ def test_bad_requests_and_settings_raise(sharp, monkeypatch: pytest.MonkeyPatch)
         Engine(model, tokenizer).loglikelihood([LoglikelihoodRequest("Question:", "")], progress=False)
     with pytest.raises(DuskError, match="no room"):
         Engine(model, tokenizer, max_length=8).generate([GenerationRequest("hi", (), 8)], progress=False)
+    with pytest.raises(DuskError, match="max_new_tokens 0: expected at least 1"):
+        GenerationRequest("hi", (), 0)
 
 
 @pytest.mark.slow
@@ -205,6 +208,39 @@ def test_prompts_of_different_chunks_decode_as_one_batch(sharp):
     prefill_chunks = engine.stats.forward_calls - 11  # 12 tokens each: 1 from the prefill, 11 decode steps
     assert 2 <= prefill_chunks <= len(requests)  # the lengths kept them in separate chunks, and yet ...
     assert engine.stats.forward_calls == prefill_chunks + 11  # ... one decode loop served all three
+
+
+def test_a_decode_batch_never_holds_more_than_batch_size_prompts(sharp):
+    """The pool decodes at most batch_size prompts at once (the engine's rows per forward call), even when a chunk
+    brings more ends than the pool has room for: six copies of one prompt end in one row of one chunk."""
+    model, tokenizer = sharp
+    rng = random.Random(5)
+    longs = [" ".join(f"word{rng.randrange(50)}" for _ in range(60)) for _ in range(3)]
+    contexts = [f"Hi {i}" for i in range(3)] + longs + ["Same prompt"] * 6
+    requests = [GenerationRequest(context, (), 6) for context in contexts]
+    engine = Engine(model, tokenizer, batch_size=4)
+    rows: list[int] = []
+    forward = engine._forward
+    engine._forward = lambda state, segments, spare=0: rows.append(len(segments)) or forward(state, segments, spare)
+    ours = engine.generate(requests, progress=False)
+    assert max(rows) == 4 and sum(rows) > 4 * 5  # full decode batches, and not one of more than 4 rows
+    assert ours == Engine(model, tokenizer, fast=False).generate(requests, progress=False)
+    assert len(set(ours[6:])) == 1 and len(set(ours[:6])) > 1
+
+
+def test_the_plain_path_stops_at_the_tokenizers_eos_as_the_pool_does(sharp):
+    """lm-eval ends a generation at the tokenizer's EOS; so do the pool and (the reference) the plain path, even
+    when the model's generation config names another EOS or none."""
+    model, tokenizer = copy.deepcopy(sharp[0]), copy.deepcopy(sharp[1])
+    request = GenerationRequest("Question: what is the sun?\nAnswer:", (), 12)
+    context = encode_context(tokenizer, request.context, request.max_new_tokens, Engine(model, tokenizer).max_length)
+    free = generate_plain(model, tokenizer, context, request, 0)
+    stop_at = next(k for k in range(2, len(free)) if free[k] not in free[:k])  # a token first produced at step k
+    model.generation_config.eos_token_id = None
+    tokenizer.eos_token_id = free[stop_at]
+    assert generate_plain(model, tokenizer, context, request, 0) == free[: stop_at + 1]
+    fast, plain = (Engine(model, tokenizer, fast=f).generate([request], progress=False) for f in (True, False))
+    assert fast == plain == [tokenizer.decode(free[: stop_at + 1], skip_special_tokens=True)]  # ends at that token
 
 
 def test_kv_states_concatenate_with_their_own_pasts(sharp):

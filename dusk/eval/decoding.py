@@ -56,7 +56,13 @@ class Decoder:
 
     @torch.no_grad()
     def add(self, hidden: torch.Tensor, state: KVState, ends: list[tuple[int, int, int]]) -> None:
-        """`ends`: (row of the chunk, offset in its segment of the prompt's last token, request index)."""
+        """`ends`: (row of the chunk, offset in its segment of the prompt's last token, request index). A decode batch
+        holds at most `pool_size` prompts: ends beyond the pool's room wait for the next one."""
+        room = self.pool_size - self._pooled()
+        if len(ends) > room:
+            self.add(hidden, state, ends[:room])  # fills the pool, which decodes
+            self.add(hidden, state, ends[room:])
+            return
         rows = [row for row, _, _ in ends]
         offsets = [offset for _, offset, _ in ends]
         segment_start = state.past - hidden.shape[1]
@@ -66,19 +72,25 @@ class Decoder:
         state = state.truncate(keep)  # a prompt may end inside a segment that other prompts continue
         first = self._next_tokens(hidden[torch.tensor(rows), torch.tensor(offsets)])
         self.pool.append((state.trim(), first, [index for _, _, index in ends]))
-        if sum(len(indices) for _, _, indices in self.pool) >= self.pool_size:
+        if self._pooled() >= self.pool_size:
             self.flush()
+
+    def _pooled(self) -> int:
+        return sum(len(indices) for _, _, indices in self.pool)
 
     def flush(self) -> None:
         """Decode every prompt waiting in the pool, as one batch."""
-        if not self.pool:
-            return
-        pool, self.pool = self.pool, []
-        state = KVState.concat([entry[0] for entry in pool])
-        self._decode(state, [t for entry in pool for t in entry[1]], [i for entry in pool for i in entry[2]])
+        if self.pool:
+            pool, self.pool = self.pool, []
+            self._decode(pool)
 
     @torch.no_grad()
-    def _decode(self, state: KVState, next_tokens: list[int], active: list[int]) -> None:
+    def _decode(self, pool: list[tuple[KVState, list[int], list[int]]]) -> None:
+        """Join the pool's rows into one state and decode them; the pool is emptied first, so the entries' states
+        are not kept alive beside the joined one while it decodes."""
+        state = KVState.concat([entry[0] for entry in pool])
+        next_tokens, active = [t for entry in pool for t in entry[1]], [i for entry in pool for i in entry[2]]
+        pool.clear()
         generated: dict[int, list[int]] = {index: [] for index in active}
         while True:
             still = []
@@ -126,6 +138,7 @@ def generate_plain(model, tokenizer, context: list[int], request: GenerationRequ
         attention_mask=torch.ones_like(ids),
         do_sample=False,
         max_new_tokens=request.max_new_tokens,
+        eos_token_id=sorted(stop_token_ids(model, tokenizer)),  # the tokenizer's EOS too, as lm-eval and the pool
         stopping_criteria=StoppingCriteriaList([_StopOnText(tokenizer, request.stop, len(context))]),
         pad_token_id=pad_id,
     )

@@ -5,6 +5,8 @@ Example: `LoglikelihoodRequest(context="Question: 2+2?\\nAnswer:", continuation=
 
 from dataclasses import dataclass
 
+from dusk.errors import DuskError
+
 
 @dataclass(frozen=True)
 class LoglikelihoodRequest:
@@ -29,6 +31,10 @@ class GenerationRequest:
     context: str
     stop: tuple[str, ...]
     max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise DuskError(f"max_new_tokens {self.max_new_tokens}: expected at least 1 token to generate")
 
 
 @dataclass
