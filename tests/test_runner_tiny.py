@@ -1,4 +1,5 @@
-"""recipes/tiny.yaml end to end: every stage kind runs, a second run does no work, the report has every table."""
+"""recipes/tiny.yaml end to end: every stage kind but the measures runs, a second run does no work, the report has
+every table."""
 
 import re
 import time

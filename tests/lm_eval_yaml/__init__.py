@@ -91,9 +91,3 @@ def write_lm_eval_tasks(out_dir: str | Path, tasks: list[str]) -> dict[str, str]
         (out / f"{PREFIX}{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         names[name] = PREFIX + name
     return names
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(write_lm_eval_tasks(sys.argv[1], sys.argv[2:]))
