@@ -108,11 +108,16 @@ def change_line(table: Table) -> str | None:
     return None
 
 
+def item_counts(table: Table, task: str) -> list[int]:
+    """The distinct item counts of a column's scores, smallest first (empty when no row records one)."""
+    return sorted({n for row in table.rows if (n := row.ns.get(task)) is not None})
+
+
 def items_line(table: Table) -> str | None:
     """The items each column's scores rest on (a range when the rows differ)."""
     parts = []
     for task, title in COLUMNS:
-        ns = sorted({n for row in table.rows if (n := row.ns.get(task)) is not None})
+        ns = item_counts(table, task)
         if ns:
             parts.append(f"{title} {ns[0]}" if len(ns) == 1 else f"{title} {ns[0]}-{ns[-1]}")
     return f"Items per score: {', '.join(parts)}." if parts else None
@@ -121,11 +126,7 @@ def items_line(table: Table) -> str | None:
 def resolution_line(table: Table) -> str | None:
     """What differences these item counts can resolve, from the counts alone: per column the gap two scores near
     50% must exceed to be beyond noise (dusk.report.significance.resolvable_gap), at the table's smallest n."""
-    fewest = {}
-    for task, _ in COLUMNS:
-        counts = [row.ns[task] for row in table.rows if row.ns.get(task) is not None]
-        if counts:
-            fewest[task] = min(counts)
+    fewest = {task: counts[0] for task, _ in COLUMNS if (counts := item_counts(table, task))}
     tasks = [task for task, _ in COLUMNS if task != "h6"]
     gaps: dict[str, list[str]] = {}  # the gap's text -> the columns with it
     for task, title in COLUMNS:
